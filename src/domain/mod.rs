@@ -1,0 +1,1 @@
+//! National identifiers as newtypes that parse instead of validate.

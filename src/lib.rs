@@ -1,0 +1,13 @@
+//! xiezhi (獬豸): data exchange for administrative law-enforcement supervision.
+//!
+//! Records flow one way: **pull** (connector workers fetch from the five upstream systems) →
+//! **normalise** (map into the national schema and validate) → **route** (RabbitMQ or the
+//! in-process bus) → **store** (PostgreSQL or SQLite) → **feed** (HTTP API). The simulators of
+//! the upstream systems live in [`sim`] and share no code path with the pipeline.
+
+pub mod bus;
+pub mod domain;
+pub mod record;
+pub mod schema;
+pub mod sim;
+pub mod store;
