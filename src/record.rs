@@ -229,7 +229,7 @@ fn event_id(source: &str, record_type: RecordType, key: &str, op: Op, hash: &str
         h.update([0u8]);
     }
     let digest = h.finalize();
-    uuid::Builder::from_sha1_bytes(digest[..20].try_into().unwrap_or([0u8; 20]))
+    uuid::Builder::from_sha1_bytes(digest[..16].try_into().unwrap_or([0u8; 16]))
         .into_uuid()
         .to_string()
 }

@@ -59,6 +59,9 @@ pub trait Bus: Send + Sync {
 
     /// A short name for logs and metrics: `amqp` or `memory`.
     fn kind(&self) -> &'static str;
+
+    /// The store writer's queue.
+    fn store_queue(&self) -> &str;
 }
 
 #[async_trait]

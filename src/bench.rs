@@ -1,0 +1,180 @@
+//! `xiezhi bench`: end-to-end throughput, fetch-to-commit latency and peak memory of the whole
+//! pipeline (simulator → pull → normalise → bus → store), on the embedded default and on
+//! RabbitMQ + PostgreSQL.
+//!
+//! The simulators run in a child process (`xiezhi simulate`), so the peak resident memory read
+//! from `/proc/self/status` is the pipeline's alone, and the two do not share a runtime.
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde::Serialize;
+use sqlx::Connection;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::pipeline::writer::LatencyHistogram;
+use crate::pipeline::{Runtime, Selection};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Records the credit-platform simulator holds (its penalty stream gets most of them).
+    #[arg(long, default_value_t = 200_000)]
+    pub records: usize,
+    /// `embedded`, `amqp` (RabbitMQ + PostgreSQL), or `both`.
+    #[arg(long, default_value = "both")]
+    pub target: String,
+    /// PostgreSQL server for the `amqp` target (a fresh database is created on it and dropped).
+    #[arg(long, env = "XIEZHI_BENCH_DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    pub database_url: String,
+    #[arg(long, env = "XIEZHI_BENCH_AMQP_URL", default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+    pub amqp_url: String,
+    /// First simulator port.
+    #[arg(long, default_value_t = 19081)]
+    pub base_port: u16,
+    /// Print results as JSON lines too.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One measured run.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchResult {
+    pub target: String,
+    pub records: i64,
+    pub seconds: f64,
+    pub records_per_sec: f64,
+    pub latency_p50_ms: u64,
+    pub latency_p99_ms: u64,
+    pub peak_rss_mb: f64,
+}
+
+pub async fn run(config: &mut Config, args: BenchArgs) -> anyhow::Result<i32> {
+    let exe = std::env::current_exe().context("locating the xiezhi binary")?;
+    let mut child = tokio::process::Command::new(exe)
+        .args(["simulate", "--seed", "7", "--invalid-rate", "0", "--records", &args.records.to_string(), "--base-port", &args.base_port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting the simulators")?;
+    config.sim_base_port = args.base_port;
+    for (k, v) in crate::sim::default_credentials() {
+        config.extra_env.entry(k).or_insert(v);
+    }
+    wait_for_port(args.base_port + 2).await?;
+
+    let targets: Vec<&str> = match args.target.as_str() {
+        "both" => vec!["embedded", "amqp"],
+        "embedded" => vec!["embedded"],
+        "amqp" => vec!["amqp"],
+        other => anyhow::bail!("--target must be embedded, amqp or both, not `{other}`"),
+    };
+    let mut results = Vec::new();
+    for t in targets {
+        let r = match t {
+            "embedded" => {
+                let dir = std::env::temp_dir().join(format!("xiezhi-bench-{}", uuid::Uuid::new_v4()));
+                let mut c = config.clone();
+                c.database_url = None;
+                c.amqp_url = None;
+                c.data_dir = dir.clone();
+                let r = measure("embedded (in-process bus + SQLite)", c).await;
+                std::fs::remove_dir_all(&dir).ok();
+                r?
+            }
+            _ => {
+                let (db_url, db_name) = fresh_database(&args.database_url).await?;
+                let mut c = config.clone();
+                c.database_url = Some(db_url);
+                c.amqp_url = Some(args.amqp_url.clone());
+                let suffix = uuid::Uuid::new_v4().simple().to_string();
+                c.amqp.exchange = format!("xiezhi.bench.{suffix}");
+                c.amqp.dead_letter_exchange = format!("xiezhi.bench.dlx.{suffix}");
+                c.amqp.store_queue = format!("xiezhi.bench.store.{suffix}");
+                c.amqp.dead_queue = format!("xiezhi.bench.dead.{suffix}");
+                let r = measure("RabbitMQ + PostgreSQL", c).await;
+                drop_database(&args.database_url, &db_name).await.ok();
+                r?
+            }
+        };
+        results.push(r);
+    }
+    child.kill().await.ok();
+
+    println!("{:<36} {:>10} {:>8} {:>12} {:>8} {:>8} {:>10}", "target", "records", "seconds", "records/s", "p50 ms", "p99 ms", "peak MB");
+    for r in &results {
+        println!(
+            "{:<36} {:>10} {:>8.1} {:>12.0} {:>8} {:>8} {:>10.1}",
+            r.target, r.records, r.seconds, r.records_per_sec, r.latency_p50_ms, r.latency_p99_ms, r.peak_rss_mb
+        );
+        if args.json {
+            println!("{}", serde_json::to_string(r)?);
+        }
+    }
+    println!("(peak MB is the benchmark process's peak resident set so far, simulators excluded)");
+    Ok(0)
+}
+
+async fn measure(target: &str, config: Config) -> anyhow::Result<BenchResult> {
+    let rt = Runtime::build(config).await?;
+    let hist = Arc::new(LatencyHistogram::default());
+    let cancel = CancellationToken::new();
+    let writers = rt.spawn_writers_with(&cancel, Some(hist.clone()));
+    let pullers = rt.pullers(&Selection { connector: Some("credit-platform".into()), stream: Some("penalties".into()) })?;
+    let started = Instant::now();
+    let report = rt.sync_once(&pullers, |_| {}).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    cancel.cancel();
+    for w in writers {
+        w.await??;
+    }
+    if !report.complete() {
+        anyhow::bail!("the benchmark sync did not complete: {:?}", report.streams.iter().filter_map(|s| s.error.clone()).collect::<Vec<_>>());
+    }
+    Ok(BenchResult {
+        target: target.to_owned(),
+        records: report.ingested,
+        seconds,
+        records_per_sec: report.ingested as f64 / seconds,
+        latency_p50_ms: hist.quantile(0.50),
+        latency_p99_ms: hist.quantile(0.99),
+        peak_rss_mb: peak_rss_mb(),
+    })
+}
+
+async fn wait_for_port(port: u16) -> anyhow::Result<()> {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    anyhow::bail!("the simulators did not start listening on port {port}")
+}
+
+/// `VmHWM` of this process, in MiB.
+pub fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|kb| kb.parse::<f64>().ok()))
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Creates a uniquely named database on the server of `admin_url`; returns its URL and name.
+pub async fn fresh_database(admin_url: &str) -> anyhow::Result<(String, String)> {
+    let name = format!("xiezhi_bench_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(admin_url).await.with_context(|| format!("connecting to {admin_url}"))?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await?;
+    let mut url = reqwest::Url::parse(admin_url)?;
+    url.set_path(&format!("/{name}"));
+    Ok((url.to_string(), name))
+}
+
+pub async fn drop_database(admin_url: &str, name: &str) -> anyhow::Result<()> {
+    let mut conn = sqlx::PgConnection::connect(admin_url).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&mut conn).await?;
+    Ok(())
+}

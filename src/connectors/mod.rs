@@ -1,0 +1,105 @@
+//! Pull: **pull** → normalise → route → store → feed.
+//!
+//! Every upstream system is described by one declarative file in `connectors/`
+//! ([`definition`]); one generic engine serves them all: an HTTP client per upstream ([`http`]),
+//! a page reader per format ([`page`]) and an incremental stream sync ([`pull`]). So every
+//! connector is shaped the same, and adding one is a file, not code.
+
+pub mod definition;
+pub mod http;
+pub mod page;
+pub mod pull;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use definition::{ConfigError, ConnectorDef};
+use http::Upstream;
+use pull::{StreamCounters, StreamPuller};
+
+use crate::normalize::{Mapper, StreamNormalizer};
+use crate::schema::SchemaRegistry;
+
+/// A connector whose definition passed every load-time check.
+pub struct Connector {
+    pub def: ConnectorDef,
+    pub upstream: Arc<Upstream>,
+    pub normalizers: Vec<Arc<StreamNormalizer>>,
+}
+
+impl Connector {
+    /// Checks a definition against the environment (secrets, URL) and the schema (code tables,
+    /// mapping targets), and compiles its mappings.
+    pub fn load(def: ConnectorDef, schema: Arc<SchemaRegistry>, env: &dyn Fn(&str) -> Option<String>) -> Result<Connector, ConfigError> {
+        let upstream = Arc::new(Upstream::new(&def, env)?);
+        let mut normalizers = Vec::with_capacity(def.streams.len());
+        for (i, s) in def.streams.iter().enumerate() {
+            let at = |k: &str| format!("streams[{i}] ({}).mapping.{k}", s.name);
+            let mapper = Mapper::compile(&s.mapping, schema.codes()).map_err(|p| ConfigError::new(&def.file, at(&p.target), p.reason))?;
+            let record_schema = schema.schema(s.record_type);
+            for target in mapper.targets() {
+                if !target_in_schema(record_schema, &schema, &target) {
+                    return Err(ConfigError::new(
+                        &def.file,
+                        at(&target),
+                        format!("`{target}` is not a field of the national `{}` record (see schemas/v1/{}.json)", s.record_type, s.record_type),
+                    ));
+                }
+            }
+            normalizers.push(Arc::new(StreamNormalizer {
+                record_type: s.record_type,
+                mapper,
+                id_field: s.id.clone(),
+                updated_field: s.updated.clone(),
+                op: s.op.as_ref().map(|o| (o.field.clone(), o.delete.clone())),
+                schema: schema.clone(),
+            }));
+        }
+        Ok(Connector { def, upstream, normalizers })
+    }
+
+    /// Fresh pullers for every stream (or one), each with its own counters.
+    pub fn pullers(&self, only_stream: Option<&str>) -> Vec<StreamPuller> {
+        self.def
+            .streams
+            .iter()
+            .zip(&self.normalizers)
+            .filter(|(s, _)| only_stream.is_none_or(|o| o == s.name))
+            .map(|(s, n)| StreamPuller {
+                connector: self.def.name.clone(),
+                def: s.clone(),
+                upstream: self.upstream.clone(),
+                normalizer: n.clone(),
+                counters: Arc::new(StreamCounters::default()),
+            })
+            .collect()
+    }
+}
+
+/// Whether a dot path names a property of the record schema, following `$ref`s into the shared
+/// definitions and through arrays.
+fn target_in_schema(schema: &serde_json::Value, registry: &SchemaRegistry, target: &str) -> bool {
+    let mut node = schema.clone();
+    for seg in target.split('.') {
+        node = registry.resolve(&node);
+        if let Some(items) = node.get("items") {
+            node = registry.resolve(items);
+        }
+        match node.get("properties").and_then(|p| p.get(seg)) {
+            Some(n) => node = n.clone(),
+            None => return false,
+        }
+    }
+    true
+}
+
+/// Loads and checks every connector: from `dir` when it exists, else the ones built in.
+pub fn load_all(dir: &Path, schema: Arc<SchemaRegistry>, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<Connector>, ConfigError> {
+    let defs = if dir.is_dir() {
+        definition::load_dir(dir)?
+    } else {
+        tracing::info!(dir = %dir.display(), "No connectors directory; using the connector definitions built into this binary.");
+        definition::embedded()?
+    };
+    defs.into_iter().map(|d| Connector::load(d, schema.clone(), env)).collect()
+}

@@ -1,0 +1,232 @@
+//! Pull, step two: reading one response page into records, each with its exact upstream text.
+//!
+//! JSON is walked as raw values so every record keeps its bytes as received (the failure store
+//! promises the raw payload byte-exact); XML elements keep their source slice; CSV rows keep their
+//! line. The page's continuation fields (`next_cursor`, `has_more`) are read from the same body.
+
+use std::collections::BTreeMap;
+
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use super::definition::Format;
+use crate::normalize::RawRecord;
+
+/// A parsed page.
+#[derive(Debug, Default)]
+pub struct Page {
+    pub records: Vec<RawRecord>,
+    /// Values read at the requested metadata paths (`None` when absent).
+    pub meta: BTreeMap<String, Option<String>>,
+}
+
+/// Parses a body. `meta_paths` are dot paths (JSON) or element paths (XML) to read besides the
+/// records.
+pub fn parse(format: Format, body: &str, records_path: &str, meta_paths: &[&str]) -> Result<Page, String> {
+    match format {
+        Format::Json => parse_json(body, records_path, meta_paths),
+        Format::Xml => parse_xml(body, records_path, meta_paths),
+        Format::Csv => parse_csv(body),
+    }
+}
+
+fn raw_at<'a>(body: &'a str, path: &str) -> Result<Option<&'a RawValue>, String> {
+    let mut cur: &'a RawValue = serde_json::from_str(body).map_err(|e| format!("not JSON: {e}"))?;
+    if path.is_empty() {
+        return Ok(Some(cur));
+    }
+    for seg in path.split('.') {
+        let obj: BTreeMap<String, &'a RawValue> = match serde_json::from_str(cur.get()) {
+            Ok(o) => o,
+            Err(_) => return Ok(None),
+        };
+        match obj.get(seg) {
+            Some(v) => cur = v,
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(cur))
+}
+
+fn parse_json(body: &str, records_path: &str, meta_paths: &[&str]) -> Result<Page, String> {
+    let list = raw_at(body, records_path)?.ok_or_else(|| format!("no `{records_path}` in the response"))?;
+    let items: Option<Vec<&RawValue>> = serde_json::from_str(list.get()).map_err(|e| format!("`{records_path}` is not an array: {e}"))?;
+    let mut records = Vec::with_capacity(items.as_ref().map_or(0, Vec::len));
+    for item in items.unwrap_or_default() {
+        let value: Value = serde_json::from_str(item.get()).map_err(|e| format!("a record is not JSON: {e}"))?;
+        records.push(RawRecord { value, raw: item.get().to_owned() });
+    }
+    let mut meta = BTreeMap::new();
+    for p in meta_paths {
+        let v = raw_at(body, p)?
+            .and_then(|r| serde_json::from_str::<Value>(r.get()).ok())
+            .and_then(|v| match v {
+                Value::Null => None,
+                Value::String(s) => Some(s),
+                other => Some(other.to_string()),
+            });
+        meta.insert((*p).to_owned(), v);
+    }
+    Ok(Page { records, meta })
+}
+
+fn parse_xml(body: &str, records_path: &str, meta_paths: &[&str]) -> Result<Page, String> {
+    use quick_xml::Reader;
+    use quick_xml::events::Event as X;
+
+    let record_path: Vec<&str> = records_path.split('.').collect();
+    let mut reader = Reader::from_str(body);
+    reader.config_mut().trim_text(true);
+    let mut stack: Vec<String> = Vec::new();
+    let mut records = Vec::new();
+    let mut meta: BTreeMap<String, Option<String>> = meta_paths.iter().map(|p| ((*p).to_owned(), None)).collect();
+    // While inside a record: its start offset, its fields, and the field being read.
+    let mut current: Option<(usize, Map<String, Value>)> = None;
+    let mut text = String::new();
+    loop {
+        let before = reader.buffer_position() as usize;
+        let ev = reader.read_event().map_err(|e| format!("bad XML at byte {}: {e}", reader.error_position()))?;
+        match ev {
+            X::Start(e) => {
+                let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
+                stack.push(name);
+                text.clear();
+                if current.is_none() && stack.len() == record_path.len() && stack.iter().zip(&record_path).all(|(a, b)| a == b) {
+                    current = Some((before, Map::new()));
+                }
+            }
+            X::Empty(e) => {
+                if let Some((_, fields)) = current.as_mut() {
+                    let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
+                    fields.insert(name, Value::String(String::new()));
+                }
+            }
+            X::Text(t) => {
+                let s = t.decode().map_err(|e| format!("bad XML text: {e}"))?;
+                let s = quick_xml::escape::unescape(&s).map_err(|e| format!("bad XML escape: {e}"))?;
+                text.push_str(&s);
+            }
+            X::CData(t) => text.push_str(&String::from_utf8_lossy(&t)),
+            X::GeneralRef(r) => {
+                let name = String::from_utf8_lossy(&r);
+                let resolved = match name.as_ref() {
+                    "amp" => "&",
+                    "lt" => "<",
+                    "gt" => ">",
+                    "quot" => "\"",
+                    "apos" => "'",
+                    _ => "",
+                };
+                text.push_str(resolved);
+            }
+            X::End(_) => {
+                let end = reader.buffer_position() as usize;
+                let depth = stack.len();
+                if let Some((start, fields)) = current.as_mut() {
+                    if depth == record_path.len() {
+                        let raw = body.get(*start..end).unwrap_or_default().trim().to_owned();
+                        let fields = std::mem::take(fields);
+                        records.push(RawRecord { value: Value::Object(fields), raw });
+                        current = None;
+                    } else if depth == record_path.len() + 1
+                        && let Some(name) = stack.last()
+                    {
+                        fields.insert(name.clone(), Value::String(text.trim().to_owned()));
+                    }
+                } else {
+                    let path = stack.join(".");
+                    if let Some(slot) = meta.get_mut(&path) {
+                        *slot = Some(text.trim().to_owned());
+                    }
+                }
+                stack.pop();
+                text.clear();
+            }
+            X::Eof => break,
+            _ => {}
+        }
+    }
+    if !stack.is_empty() {
+        return Err(format!("XML ends inside <{}> (truncated page?)", stack.join("/")));
+    }
+    Ok(Page { records, meta })
+}
+
+fn parse_csv(body: &str) -> Result<Page, String> {
+    let mut rdr = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(body.as_bytes());
+    let headers: Vec<String> = rdr
+        .headers()
+        .map_err(|e| format!("bad CSV header: {e}"))?
+        .iter()
+        .map(|h| h.trim().trim_start_matches('\u{feff}').to_owned())
+        .collect();
+    let mut records = Vec::new();
+    let mut row = csv::StringRecord::new();
+    loop {
+        let start = rdr.position().byte() as usize;
+        match rdr.read_record(&mut row) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => return Err(format!("bad CSV row at line {}: {e}", rdr.position().line())),
+        }
+        let end = rdr.position().byte() as usize;
+        let raw = body.get(start..end).unwrap_or_default().trim_end_matches(['\r', '\n']).to_owned();
+        let mut m = Map::new();
+        for (h, v) in headers.iter().zip(row.iter()) {
+            m.insert(h.clone(), Value::String(v.to_owned()));
+        }
+        records.push(RawRecord { value: Value::Object(m), raw });
+    }
+    if !body.is_empty() && !body.ends_with('\n') && !records.is_empty() {
+        // Exports end every row with a newline; a missing one means the body was cut.
+        return Err("CSV body does not end with a newline (truncated page?)".into());
+    }
+    Ok(Page { records, meta: BTreeMap::new() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_records_keep_their_exact_text() {
+        let body = r#"{"code":0,"data":{"total":2,"list":[{"a": 1,  "b":"x"},{"a":2}]},"next":"c2","more":false}"#;
+        let p = parse(Format::Json, body, "data.list", &["next", "more", "data.total", "absent"]).unwrap();
+        assert_eq!(p.records.len(), 2);
+        assert_eq!(p.records[0].raw, r#"{"a": 1,  "b":"x"}"#);
+        assert_eq!(p.records[1].value["a"], 2);
+        assert_eq!(p.meta["next"].as_deref(), Some("c2"));
+        assert_eq!(p.meta["more"].as_deref(), Some("false"));
+        assert_eq!(p.meta["data.total"].as_deref(), Some("2"));
+        assert_eq!(p.meta["absent"], None);
+    }
+
+    #[test]
+    fn truncated_json_is_an_error() {
+        assert!(parse(Format::Json, r#"{"data":{"list":[{"a":1},{"a""#, "data.list", &[]).is_err());
+    }
+
+    #[test]
+    fn xml_records_become_flat_objects() {
+        let body = "<ExchangeMessage><Header><NextCursor>n1</NextCursor><HasMore>true</HasMore></Header><Body>\
+            <Record><CF_WSH>灵市监罚〔2025〕1号</CF_WSH><CF_JG>罚款 &amp; 警告</CF_JG><BZ/></Record>\
+            <Record><CF_WSH>x2</CF_WSH></Record></Body></ExchangeMessage>";
+        let p = parse(Format::Xml, body, "ExchangeMessage.Body.Record", &["ExchangeMessage.Header.NextCursor", "ExchangeMessage.Header.HasMore"]).unwrap();
+        assert_eq!(p.records.len(), 2);
+        assert_eq!(p.records[0].value["CF_WSH"], "灵市监罚〔2025〕1号");
+        assert_eq!(p.records[0].value["CF_JG"], "罚款 & 警告");
+        assert!(p.records[0].raw.starts_with("<Record>") && p.records[0].raw.ends_with("</Record>"), "{}", p.records[0].raw);
+        assert_eq!(p.meta["ExchangeMessage.Header.NextCursor"].as_deref(), Some("n1"));
+        assert!(parse(Format::Xml, "<a><b>", "a.b", &[]).is_err());
+    }
+
+    #[test]
+    fn csv_rows_keep_their_line() {
+        let body = "任务编号,企业名称\nT1,\"甲,乙公司\"\nT2,丙\n";
+        let p = parse(Format::Csv, body, "", &[]).unwrap();
+        assert_eq!(p.records.len(), 2);
+        assert_eq!(p.records[0].value["企业名称"], "甲,乙公司");
+        assert_eq!(p.records[0].raw, "T1,\"甲,乙公司\"");
+        assert!(parse(Format::Csv, "a,b\n1,2\n3,", "", &[]).is_err());
+    }
+}

@@ -1,0 +1,144 @@
+//! Reconciliation: compares the store with the upstreams' ground truth (`GET /truth`, which the
+//! simulators serve) — every valid record stored exactly once, every invalid one in failures.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use crate::record::RecordType;
+use crate::store::{FailureFilter, FailureStatus, Store};
+
+/// `GET /truth` of one upstream.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Truth {
+    pub system: String,
+    pub valid: BTreeMap<String, Vec<String>>,
+    pub invalid: Vec<InvalidRecord>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct InvalidRecord {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub record_type: String,
+    pub reason: String,
+}
+
+/// Per record type, store against truth.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TypeReconciliation {
+    /// Distinct valid keys over every upstream that has this type.
+    pub expected: usize,
+    /// Non-deleted records in the store.
+    pub stored: usize,
+    /// Valid upstream keys the store lacks (at most 20 shown).
+    pub missing: Vec<String>,
+    pub missing_count: usize,
+    /// Stored keys no upstream lists as valid (at most 20 shown).
+    pub unexpected: Vec<String>,
+    pub unexpected_count: usize,
+}
+
+/// Per upstream, its invalid records against the failure store.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SourceReconciliation {
+    pub valid: usize,
+    pub invalid: usize,
+    /// Invalid upstream ids with an open failure.
+    pub invalid_in_failures: usize,
+    /// Invalid upstream ids with no failure (at most 20 shown).
+    pub invalid_missing: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Reconciliation {
+    pub types: BTreeMap<String, TypeReconciliation>,
+    pub sources: BTreeMap<String, SourceReconciliation>,
+}
+
+impl Reconciliation {
+    /// Zero missing, zero unexpected, every invalid record in failures.
+    pub fn ok(&self) -> bool {
+        self.types.values().all(|t| t.missing_count == 0 && t.unexpected_count == 0)
+            && self.sources.values().all(|s| s.invalid_missing.is_empty() && s.invalid_in_failures == s.invalid)
+    }
+}
+
+/// Fetches `GET {base}/truth` from every upstream.
+pub async fn fetch_truth(base_urls: &BTreeMap<String, String>) -> anyhow::Result<BTreeMap<String, Truth>> {
+    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(120)).build()?;
+    let mut out = BTreeMap::new();
+    for (name, base) in base_urls {
+        let url = format!("{base}/truth");
+        let truth: Truth = client
+            .get(&url)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .with_context(|| format!("fetching {url}"))?
+            .json()
+            .await
+            .with_context(|| format!("reading {url}"))?;
+        out.insert(name.clone(), truth);
+    }
+    Ok(out)
+}
+
+/// Compares the store with the truth of each upstream.
+pub async fn reconcile(store: &dyn Store, truths: &BTreeMap<String, Truth>) -> anyhow::Result<Reconciliation> {
+    let mut expected: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for t in truths.values() {
+        for (ty, keys) in &t.valid {
+            expected.entry(ty.clone()).or_default().extend(keys.iter().cloned());
+        }
+    }
+    let mut rec = Reconciliation::default();
+    for ty in RecordType::ALL {
+        let stored: BTreeSet<String> = store.keys(ty).await?.into_iter().collect();
+        let want = expected.remove(ty.as_str()).unwrap_or_default();
+        if stored.is_empty() && want.is_empty() {
+            continue;
+        }
+        let missing: Vec<String> = want.difference(&stored).cloned().collect();
+        let unexpected: Vec<String> = stored.difference(&want).cloned().collect();
+        rec.types.insert(
+            ty.as_str().to_owned(),
+            TypeReconciliation {
+                expected: want.len(),
+                stored: stored.len(),
+                missing_count: missing.len(),
+                missing: missing.into_iter().take(20).collect(),
+                unexpected_count: unexpected.len(),
+                unexpected: unexpected.into_iter().take(20).collect(),
+            },
+        );
+    }
+    for (name, t) in truths {
+        let failed = failed_upstream_ids(store, name).await?;
+        let ids: BTreeSet<&str> = t.invalid.iter().map(|i| i.id.as_str()).collect();
+        let missing: Vec<String> = ids.iter().filter(|id| !failed.contains(**id)).map(|s| (*s).to_owned()).collect();
+        rec.sources.insert(
+            name.clone(),
+            SourceReconciliation {
+                valid: t.valid.values().map(Vec::len).sum(),
+                invalid: ids.len(),
+                invalid_in_failures: ids.len() - missing.len(),
+                invalid_missing: missing.into_iter().take(20).collect(),
+            },
+        );
+    }
+    Ok(rec)
+}
+
+async fn failed_upstream_ids(store: &dyn Store, connector: &str) -> anyhow::Result<BTreeSet<String>> {
+    let mut ids = BTreeSet::new();
+    let mut filter = FailureFilter { connector: Some(connector.to_owned()), status: Some(FailureStatus::Open), limit: 1000, ..Default::default() };
+    loop {
+        let page = store.list_failures(&filter).await?;
+        let Some(last) = page.last() else { break };
+        filter.after_id = Some(last.id.clone());
+        ids.extend(page.into_iter().filter_map(|f| f.upstream_id));
+    }
+    Ok(ids)
+}

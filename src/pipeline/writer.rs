@@ -1,0 +1,203 @@
+//! Store writer: route → **store**. Consumes record batches from the bus and applies them to the
+//! store in groups, acknowledging only after the transaction committed.
+//!
+//! Groups several deliveries into one transaction (the store writes fastest in batches of a
+//! thousand rows or more). When the store refuses writes the writer keeps the deliveries
+//! unacknowledged and retries with backoff, so intake stops upstream instead of dropping records.
+//! A group that keeps failing is split; a single batch that still fails is recorded in the
+//! failure store event by event (stage `store`) and dead-lettered.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use tokio_util::sync::CancellationToken;
+
+use crate::bus::{Bus, Delivery};
+use crate::record::{Failure, FieldError, Stage};
+use crate::store::Store;
+
+/// How the writer groups deliveries.
+#[derive(Debug, Clone)]
+pub struct WriterSettings {
+    pub prefetch: u16,
+    pub group_events: usize,
+    /// When set, the fetch-to-commit latency of every applied event is recorded here.
+    pub latency: Option<Arc<LatencyHistogram>>,
+}
+
+/// Fetch-to-commit latency in whole milliseconds, bucketed per millisecond up to a minute.
+#[derive(Debug)]
+pub struct LatencyHistogram {
+    buckets: Vec<AtomicU64>,
+}
+
+const LATENCY_BUCKETS: usize = 60_001;
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        LatencyHistogram { buckets: (0..LATENCY_BUCKETS).map(|_| AtomicU64::new(0)).collect() }
+    }
+}
+
+impl LatencyHistogram {
+    pub fn record(&self, ms: u64) {
+        let i = (ms as usize).min(LATENCY_BUCKETS - 1);
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The smallest latency (ms) at or below which a share `q` of the samples fall.
+    pub fn quantile(&self, q: f64) -> u64 {
+        let total: u64 = self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum();
+        if total == 0 {
+            return 0;
+        }
+        let want = ((total as f64) * q).ceil() as u64;
+        let mut seen = 0;
+        for (ms, b) in self.buckets.iter().enumerate() {
+            seen += b.load(Ordering::Relaxed);
+            if seen >= want {
+                return ms as u64;
+            }
+        }
+        (LATENCY_BUCKETS - 1) as u64
+    }
+}
+
+/// Runs until `cancel` fires or the bus closes.
+pub async fn run(bus: Arc<dyn Bus>, store: Arc<dyn Store>, settings: WriterSettings, cancel: CancellationToken) -> anyhow::Result<()> {
+    let queue = bus.store_queue().to_owned();
+    let mut sub = bus.subscribe(&queue, settings.prefetch).await?;
+    tracing::info!(bus = bus.kind(), store = store.kind(), queue = %queue, "Store writer started.");
+    loop {
+        let first = tokio::select! {
+            _ = cancel.cancelled() => break,
+            d = sub.next() => d,
+        };
+        let Some(first) = first else { break };
+        let mut group = Vec::new();
+        let mut events = 0usize;
+        match first {
+            Ok(d) => {
+                events += d.batch.events.len();
+                group.push(d);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "Store writer received an unusable delivery; it was dead-lettered.");
+                continue;
+            }
+        }
+        // Take whatever else is already waiting, without delaying the first delivery.
+        while events < settings.group_events && group.len() < settings.prefetch as usize {
+            match tokio::time::timeout(Duration::from_millis(2), sub.next()).await {
+                Ok(Some(Ok(d))) => {
+                    events += d.batch.events.len();
+                    group.push(d);
+                }
+                Ok(Some(Err(e))) => tracing::error!(error = %e, "Store writer received an unusable delivery; it was dead-lettered."),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        apply_group(store.as_ref(), group, &cancel, settings.latency.as_deref()).await;
+    }
+    tracing::info!("Store writer stopped.");
+    Ok(())
+}
+
+async fn apply_group(store: &dyn Store, group: Vec<Delivery>, cancel: &CancellationToken, latency: Option<&LatencyHistogram>) {
+    let mut delays = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(5))
+        .with_jitter()
+        .without_max_times()
+        .build();
+    let mut failures = 0u32;
+    loop {
+        let batches: Vec<_> = group.iter().map(|d| d.batch.clone()).collect();
+        match store.apply(&batches).await {
+            Ok(outcome) => {
+                if let Some(h) = latency {
+                    let now = chrono::Utc::now();
+                    for ev in batches.iter().flat_map(|b| &b.events) {
+                        h.record((now - ev.time).num_milliseconds().max(0) as u64);
+                    }
+                }
+                tracing::debug!(batches = batches.len(), inserted = outcome.inserted, updated = outcome.updated, unchanged = outcome.unchanged, deleted = outcome.deleted, duplicates = outcome.duplicate_batches, "Applied a group of batches.");
+                for d in group {
+                    if let Err(e) = d.acker.ack().await {
+                        // The broker redelivers it; the store skips it by batch id.
+                        tracing::warn!(batch = %d.batch.id, error = %e, "Could not acknowledge an applied batch; it will be redelivered and skipped.");
+                    }
+                }
+                return;
+            }
+            Err(e) => {
+                failures += 1;
+                if cancel.is_cancelled() {
+                    // Unacked deliveries go back to the queue when the channel closes.
+                    return;
+                }
+                if failures >= 5 && group.len() > 1 {
+                    tracing::warn!(batches = group.len(), error = %e, "A group keeps failing; applying its batches one by one.");
+                    for d in group {
+                        Box::pin(apply_group(store, vec![d], cancel, latency)).await;
+                    }
+                    return;
+                }
+                if failures >= 5 && is_data_error(&e) {
+                    dead_letter(store, group, &e.to_string()).await;
+                    return;
+                }
+                let delay = delays.next().unwrap_or(Duration::from_secs(5));
+                tracing::error!(error = %e, attempt = failures, delay_ms = delay.as_millis() as u64, "The store refused a write; intake waits and retries.");
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+}
+
+/// A failure that retrying cannot cure (as opposed to an unreachable database).
+fn is_data_error(e: &crate::store::StoreError) -> bool {
+    match e {
+        crate::store::StoreError::Query { source, .. } => matches!(source, sqlx::Error::Database(_) | sqlx::Error::Decode(_) | sqlx::Error::Encode(_)),
+        crate::store::StoreError::Corrupt { .. } => true,
+        _ => false,
+    }
+}
+
+async fn dead_letter(store: &dyn Store, group: Vec<Delivery>, reason: &str) {
+    for d in group {
+        let failures: Vec<Failure> = d
+            .batch
+            .events
+            .iter()
+            .map(|ev| {
+                let raw = serde_json::to_string(ev).unwrap_or_default();
+                Failure {
+                    id: Failure::make_id(Stage::Store, &ev.connector, &ev.stream, Some(&ev.subject), &raw),
+                    stage: Stage::Store,
+                    connector: ev.connector.clone(),
+                    stream: ev.stream.clone(),
+                    record_type: Some(ev.recordtype),
+                    natural_key: Some(ev.subject.clone()),
+                    upstream_id: None,
+                    raw,
+                    normalized: ev.data.clone(),
+                    errors: vec![FieldError { code: "STORE_REJECTED".into(), path: String::new(), schema_path: String::new(), message: reason.to_owned() }],
+                    lineage: ev.lineage(),
+                }
+            })
+            .collect();
+        let run = d.batch.events.first().map(|e| e.syncrun.clone()).unwrap_or_default();
+        match store.record_failures(&run, &failures).await {
+            Ok(()) => {
+                tracing::error!(batch = %d.batch.id, events = failures.len(), %reason, "The store rejected a batch; its records are in the failure store and the batch is dead-lettered.");
+                if let Err(e) = d.acker.reject().await {
+                    tracing::warn!(batch = %d.batch.id, error = %e, "Could not dead-letter a rejected batch; it will be redelivered.");
+                }
+            }
+            Err(e) => tracing::error!(batch = %d.batch.id, error = %e, "Could not record the failures of a rejected batch; leaving it unacknowledged."),
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! Shared set-up: simulators on ephemeral ports, a fresh PostgreSQL database per test, RabbitMQ
+//! names unique per test, and the configuration that points xiezhi at them.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use sqlx::Connection;
+use tokio::sync::RwLock;
+use tokio_util::sync::CancellationToken;
+use xiezhi::config::Config;
+use xiezhi::pipeline::reconcile::{self, Reconciliation};
+use xiezhi::pipeline::{Runtime, Selection, SyncReport};
+use xiezhi::sim::{Faults, SimConfig, Simulators};
+
+pub const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/test";
+pub const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+/// Tests that restart the broker take this for writing; every other broker test for reading.
+pub fn broker_lock() -> &'static RwLock<()> {
+    static LOCK: std::sync::OnceLock<RwLock<()>> = std::sync::OnceLock::new();
+    LOCK.get_or_init(|| RwLock::new(()))
+}
+
+pub fn repo_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Five simulators on ephemeral ports.
+pub async fn spawn_sims(records: usize, invalid_rate: f64, seed: u64) -> Simulators {
+    Simulators::start(SimConfig {
+        seed,
+        records,
+        invalid_rate,
+        base_port: 0,
+        host: std::net::IpAddr::from([127, 0, 0, 1]),
+        faults: Faults::default(),
+    })
+    .await
+    .expect("simulators start")
+}
+
+/// Connector environment for simulators on arbitrary ports: `XIEZHI_SIM_PORT_<i>` per system
+/// plus their credentials.
+pub fn sim_env(sims: &Simulators) -> BTreeMap<String, String> {
+    let mut env: BTreeMap<String, String> = xiezhi::sim::default_credentials().into_iter().collect();
+    for (i, name) in xiezhi::sim::SYSTEMS.iter().enumerate() {
+        let url = sims.url(name).expect("every system runs");
+        let port = url.rsplit(':').next().expect("url has a port").trim_end_matches('/').to_owned();
+        env.insert(format!("XIEZHI_SIM_PORT_{i}"), port);
+    }
+    env
+}
+
+/// A database of its own on the local server; dropped by [`TestDb::drop_db`].
+pub struct TestDb {
+    pub url: String,
+    pub name: String,
+}
+
+impl TestDb {
+    pub async fn new() -> TestDb {
+        let (url, name) = xiezhi::bench::fresh_database(PG_ADMIN).await.expect("create test database");
+        TestDb { url, name }
+    }
+
+    pub async fn drop_db(self) {
+        xiezhi::bench::drop_database(PG_ADMIN, &self.name).await.ok();
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        let mut c = sqlx::PgConnection::connect(&self.url).await.expect("connect");
+        let row: (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql.to_owned())).fetch_one(&mut c).await.expect("count query");
+        row.0
+    }
+}
+
+/// Unique RabbitMQ names for one test, as a config section.
+pub fn amqp_names() -> xiezhi::bus::amqp::AmqpOptions {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let mut o = xiezhi::bus::amqp::AmqpOptions::default();
+    o.exchange = format!("t.{id}.records");
+    o.dead_letter_exchange = format!("t.{id}.dlx");
+    o.store_queue = format!("t.{id}.store");
+    o.dead_queue = format!("t.{id}.dead");
+    o
+}
+
+/// Configuration for the embedded default in a temporary directory.
+pub fn embedded_config(sims: &Simulators) -> Config {
+    let mut c = Config::default();
+    c.data_dir = std::env::temp_dir().join(format!("xiezhi-it-{}", uuid::Uuid::new_v4()));
+    c.connectors_dir = repo_dir().join("connectors");
+    c.extra_env = sim_env(sims);
+    c
+}
+
+/// Configuration for RabbitMQ + PostgreSQL.
+pub fn broker_config(sims: &Simulators, db: &TestDb) -> Config {
+    let mut c = embedded_config(sims);
+    c.database_url = Some(db.url.clone());
+    c.amqp_url = Some(AMQP.to_owned());
+    c.amqp = amqp_names();
+    c
+}
+
+/// Writes `config` as a TOML file for a child process (the parts a child needs).
+pub fn config_file(c: &Config) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("xiezhi-it-{}.toml", uuid::Uuid::new_v4()));
+    let mut text = String::new();
+    if let Some(u) = &c.database_url {
+        text.push_str(&format!("database_url = {u:?}\n"));
+    }
+    if let Some(u) = &c.amqp_url {
+        text.push_str(&format!("amqp_url = {u:?}\n"));
+    }
+    text.push_str(&format!("data_dir = {:?}\nconnectors_dir = {:?}\n", c.data_dir, c.connectors_dir));
+    text.push_str(&format!(
+        "[amqp]\nexchange = {:?}\ndead_letter_exchange = {:?}\nstore_queue = {:?}\ndead_queue = {:?}\n",
+        c.amqp.exchange, c.amqp.dead_letter_exchange, c.amqp.store_queue, c.amqp.dead_queue
+    ));
+    std::fs::write(&path, text).expect("write config file");
+    path
+}
+
+/// A built runtime with its store writers running.
+pub struct Running {
+    pub rt: Arc<Runtime>,
+    cancel: CancellationToken,
+    writers: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Running {
+    pub async fn start(c: Config) -> Running {
+        let rt = Arc::new(Runtime::build(c).await.expect("runtime builds"));
+        let cancel = CancellationToken::new();
+        let writers = rt.spawn_writers(&cancel);
+        Running { rt, cancel, writers }
+    }
+
+    pub async fn sync_all(&self) -> SyncReport {
+        let pullers = self.rt.pullers(&Selection::default()).expect("pullers");
+        let report = self.rt.sync_once(&pullers, |_| {}).await.expect("sync runs");
+        for s in &report.streams {
+            assert!(s.error.is_none(), "stream {}/{} failed: {:?}", s.connector, s.stream, s.error);
+        }
+        report
+    }
+
+    pub async fn reconcile(&self) -> Reconciliation {
+        let truths = reconcile::fetch_truth(&self.rt.base_urls()).await.expect("truth");
+        reconcile::reconcile(self.rt.store.as_ref(), &truths).await.expect("reconcile")
+    }
+
+    pub async fn stop(self) {
+        self.cancel.cancel();
+        for w in self.writers {
+            w.await.expect("writer task").expect("writer ends cleanly");
+        }
+    }
+}
+
+/// Asserts a reconciliation found nothing missing, nothing extra, every invalid record failed.
+pub fn assert_reconciled(rec: &Reconciliation) {
+    assert!(rec.ok(), "not reconciled: {}", serde_json::to_string_pretty(rec).unwrap_or_default());
+    assert!(rec.types.values().map(|t| t.stored).sum::<usize>() > 0, "nothing was stored");
+    assert!(rec.sources.values().map(|s| s.invalid).sum::<usize>() > 0, "the simulators produced no invalid records to check");
+}

@@ -1,0 +1,8 @@
+//! One integration-test binary (it links once: that matters on two cores). Tests talk to the
+//! real RabbitMQ and PostgreSQL on their loopback ports and to the simulators.
+
+mod helpers;
+
+mod config_errors;
+mod pipeline;
+mod process;

@@ -1,0 +1,90 @@
+//! The pipeline in-process, on the embedded default and on RabbitMQ + PostgreSQL.
+
+use crate::helpers::*;
+
+async fn mutate(sims: &xiezhi::sim::Simulators, system: &str, body: serde_json::Value) -> serde_json::Value {
+    let url = format!("{}/_admin/mutate", sims.url(system).expect("system"));
+    reqwest::Client::new().post(&url).json(&body).send().await.expect("mutate").error_for_status().expect("mutate ok").json().await.expect("mutate json")
+}
+
+/// Sync, re-sync with no change (nothing new written), then an upstream update (a new version).
+async fn sync_resync_update(c: xiezhi::config::Config, sims: &xiezhi::sim::Simulators) {
+    let app = Running::start(c).await;
+    let first = app.sync_all().await;
+    assert!(first.published > 0 && first.failed > 0, "{first:?}");
+    assert_reconciled(&app.reconcile().await);
+    let versions = app.rt.store.version_count().await.expect("count");
+
+    let second = app.sync_all().await;
+    assert_eq!(app.rt.store.version_count().await.expect("count"), versions, "a sync with no upstream change wrote versions: {second:?}");
+
+    mutate(sims, "provincial", serde_json::json!({"updates": 5, "deletes": 0, "inserts": 0})).await;
+    mutate(sims, "internet-plus", serde_json::json!({"updates": 2, "deletes": 2, "inserts": 3})).await;
+    let third = app.sync_all().await;
+    let after = app.rt.store.version_count().await.expect("count");
+    assert!(after >= versions + 5 + 2 + 2 + 3, "updates, deletes and inserts should each write a version: {versions} → {after} ({third:?})");
+    assert_reconciled(&app.reconcile().await);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_default_syncs_reconciles_and_versions() {
+    let sims = spawn_sims(400, 0.1, 11).await;
+    let c = embedded_config(&sims);
+    let dir = c.data_dir.clone();
+    sync_resync_update(c, &sims).await;
+    sims.shutdown().await;
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_and_postgres_sync_reconciles_and_versions() {
+    let _broker = broker_lock().read().await;
+    let sims = spawn_sims(400, 0.1, 12).await;
+    let db = TestDb::new().await;
+    sync_resync_update(broker_config(&sims, &db), &sims).await;
+    assert!(db.count("SELECT count(*) FROM records").await > 0);
+    sims.shutdown().await;
+    db.drop_db().await;
+}
+
+fn rabbitmqctl(args: &[&str]) {
+    let out = std::process::Command::new("rabbitmqctl").args(args).output().expect("rabbitmqctl runs");
+    assert!(out.status.success(), "rabbitmqctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rabbitmq_restart_mid_sync_loses_nothing() {
+    let _broker = broker_lock().write().await;
+    let sims = spawn_sims(6000, 0.05, 13).await;
+    let db = TestDb::new().await;
+    let app = Running::start(broker_config(&sims, &db)).await;
+    let rt = app.rt.clone();
+    let sync = tokio::spawn(async move {
+        let pullers = rt.pullers(&Default::default()).expect("pullers");
+        rt.sync_once(&pullers, |_| {}).await.expect("sync")
+    });
+    // Restart once records are flowing.
+    for _ in 0..600 {
+        if db.count("SELECT count(*) FROM records").await > 500 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(!sync.is_finished(), "the sync finished before the broker restart; make it bigger");
+    tokio::task::spawn_blocking(|| {
+        rabbitmqctl(&["stop_app"]);
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        rabbitmqctl(&["start_app"]);
+    })
+    .await
+    .expect("restart");
+    let report = sync.await.expect("sync task");
+    for s in &report.streams {
+        assert!(s.error.is_none(), "stream {}/{} failed across the restart: {:?}", s.connector, s.stream, s.error);
+    }
+    assert_reconciled(&app.reconcile().await);
+    app.stop().await;
+    sims.shutdown().await;
+    db.drop_db().await;
+}
