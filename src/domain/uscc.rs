@@ -145,9 +145,11 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    type Verdict = Result<(), &'static str>;
+
     #[test]
     fn reference_vectors() {
-        let cases: &[(&str, Result<(), &str>, Result<(), &str>)] = &[
+        let cases: &[(&str, Verdict, Verdict)] = &[
             // (code, parse, parse_party)
             ("91350200776049653A", Ok(()), Ok(())),
             ("913502000728319549", Ok(()), Ok(())),
