@@ -406,14 +406,29 @@ impl ConnectorDef {
     }
 }
 
-/// Expands `${VAR}` and `${VAR:-default}`.
+/// Expands `${VAR}` and `${VAR:-default}`; a default may itself contain `${…}`.
 pub fn expand(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after.find('}').ok_or_else(|| format!("unclosed `${{` in `{text}`"))?;
+        // The matching `}`, skipping nested `${…}`.
+        let mut depth = 0usize;
+        let mut end = None;
+        let bytes = after.as_bytes();
+        for (i, &b) in bytes.iter().enumerate() {
+            match b {
+                b'{' if i > 0 && bytes[i - 1] == b'$' => depth += 1,
+                b'}' if depth == 0 => {
+                    end = Some(i);
+                    break;
+                }
+                b'}' => depth -= 1,
+                _ => {}
+            }
+        }
+        let end = end.ok_or_else(|| format!("unclosed `${{` in `{text}`"))?;
         let inner = &after[..end];
         let (name, default) = match inner.split_once(":-") {
             Some((n, d)) => (n, Some(d)),
@@ -421,7 +436,7 @@ pub fn expand(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String
         };
         match (env(name), default) {
             (Some(v), _) if !v.is_empty() => out.push_str(&v),
-            (_, Some(d)) => out.push_str(d),
+            (_, Some(d)) => out.push_str(&expand(d, env)?),
             _ => return Err(format!("environment variable `{name}` is not set")),
         }
         rest = &after[end + 1..];
@@ -497,5 +512,9 @@ decision_number = "wsh"
     fn expansion_reports_unset_variables() {
         assert!(expand("${NOPE}", &env(&[])).unwrap_err().contains("NOPE"));
         assert_eq!(expand("a${X}b", &env(&[("X", "1")])).unwrap(), "a1b");
+        let nested = "${URL:-http://h:${PORT}}/x";
+        assert_eq!(expand(nested, &env(&[("PORT", "9")])).unwrap(), "http://h:9/x");
+        assert_eq!(expand(nested, &env(&[("URL", "https://real"), ("PORT", "9")])).unwrap(), "https://real/x");
+        assert!(expand(nested, &env(&[])).unwrap_err().contains("PORT"));
     }
 }

@@ -103,3 +103,37 @@ pub fn load_all(dir: &Path, schema: Arc<SchemaRegistry>, env: &dyn Fn(&str) -> O
     };
     defs.into_iter().map(|d| Connector::load(d, schema.clone(), env)).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        // Any non-empty value satisfies the secret and port checks.
+        (name.starts_with("XIEZHI_") && !name.ends_with("_URL")).then(|| "1".to_owned())
+    }
+
+    #[test]
+    fn every_shipped_connector_loads_against_the_schema() {
+        let schema = Arc::new(SchemaRegistry::embedded().unwrap());
+        let defs = definition::embedded().unwrap();
+        assert_eq!(defs.len(), 5);
+        let mut streams = 0;
+        for d in defs {
+            streams += d.streams.len();
+            Connector::load(d, schema.clone(), &env).unwrap_or_else(|e| panic!("{e}"));
+        }
+        assert_eq!(streams, 16);
+    }
+
+    #[test]
+    fn a_mapping_target_outside_the_schema_is_refused() {
+        let schema = Arc::new(SchemaRegistry::embedded().unwrap());
+        let mut d = definition::embedded().unwrap().remove(0);
+        let spec = d.streams[0].mapping.values().next().unwrap().clone();
+        d.streams[0].mapping.insert("party.nickname".into(), spec);
+        let e = Connector::load(d, schema, &env).err().expect("refused");
+        assert!(e.key.ends_with("mapping.party.nickname"), "{e}");
+        assert!(e.reason.contains("not a field"), "{e}");
+    }
+}
