@@ -377,6 +377,11 @@ struct Outgoing {
 }
 
 /// The RabbitMQ bus. Cloning shares the publishing connection.
+///
+/// A [`Confirm`] may be dropped unawaited: a background task keeps retrying its batch until the
+/// broker confirms it or `give_up_after` passes, and releases its `max_in_flight` slot then.
+/// [`Subscription::next`] is cancel-safe except while it dead-letters an unreadable message.
+/// Dropping the last handle (or [`AmqpBus::close`]) closes the publishing connection.
 #[derive(Clone)]
 pub struct AmqpBus {
     inner: Arc<Inner>,
