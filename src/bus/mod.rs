@@ -32,7 +32,11 @@ pub enum BusError {
     #[error("the broker refused batch {batch_id} (negative confirm)")]
     Nacked { batch_id: String },
     #[error("publishing batch {batch_id} was not confirmed within {seconds}s: {reason}")]
-    Unconfirmed { batch_id: String, seconds: u64, reason: String },
+    Unconfirmed {
+        batch_id: String,
+        seconds: u64,
+        reason: String,
+    },
     #[error("broker channel error: {0}")]
     Channel(String),
     #[error("message {message_id} has a body that is not a CloudEvents batch: {reason}")]
@@ -52,7 +56,11 @@ pub trait Bus: Send + Sync {
     async fn publish(&self, batch: Batch) -> Result<Confirm, BusError>;
 
     /// Starts consuming `queue` with at most `prefetch` unacknowledged messages in flight.
-    async fn subscribe(&self, queue: &str, prefetch: u16) -> Result<Box<dyn Subscription>, BusError>;
+    async fn subscribe(
+        &self,
+        queue: &str,
+        prefetch: u16,
+    ) -> Result<Box<dyn Subscription>, BusError>;
 
     /// Declares the topology (exchanges, queues, bindings, dead-lettering). Idempotent.
     async fn declare(&self) -> Result<(), BusError>;
@@ -60,7 +68,7 @@ pub trait Bus: Send + Sync {
     /// A short name for logs and metrics: `amqp` or `memory`.
     fn kind(&self) -> &'static str;
 
-    /// The store writer's queue.
+    /// The queue the store writer consumes (what it passes to [`Bus::subscribe`]).
     fn store_queue(&self) -> &str;
 }
 
