@@ -76,7 +76,9 @@ fn parse_xml(body: &str, records_path: &str, meta_paths: &[&str]) -> Result<Page
 
     let record_path: Vec<&str> = records_path.split('.').collect();
     let mut reader = Reader::from_str(body);
-    reader.config_mut().trim_text(true);
+    // Text is trimmed per field, not per event: trimming events would eat the spaces around
+    // entity references (`罚款 &amp; 警告`).
+    reader.config_mut().trim_text(false);
     let mut stack: Vec<String> = Vec::new();
     let mut records = Vec::new();
     let mut meta: BTreeMap<String, Option<String>> = meta_paths.iter().map(|p| ((*p).to_owned(), None)).collect();
