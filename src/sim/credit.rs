@@ -67,7 +67,7 @@ pub fn upstream_id(_core: &Core, s: usize, index: u64) -> String {
 /// The provincial penalty that credit penalty `i` republishes, if any: every 5th item, mapped onto
 /// the provincial indices `j` with `j % 10 < 3`.
 pub fn shared(core: &Core, i: u64, initial: u64) -> Option<u64> {
-    if i >= initial || i % 5 != 0 {
+    if i >= initial || !i.is_multiple_of(5) {
         return None;
     }
     let p = core.provincial_penalties;
@@ -157,9 +157,11 @@ fn party_2021(r: &mut Rec, k: &[&'static str; 13], p: &Party, index: u64) {
     r.s(k[2], opt(&p.uscc));
     r.s(k[3], opt(&p.reg_no));
     r.s(k[4], opt(&p.org_code));
-    let tax = (p.kind == PartyKind::Company && index % 4 == 0)
-        .then(|| opt(&p.uscc))
-        .unwrap_or_default();
+    let tax = if p.kind == PartyKind::Company && index.is_multiple_of(4) {
+        opt(&p.uscc)
+    } else {
+        String::new()
+    };
     r.s(k[5], tax);
     r.s(k[6], "");
     r.s(k[7], "");

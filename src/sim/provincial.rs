@@ -358,7 +358,7 @@ pub fn render(core: &Core, s: usize, e: &Entry, initial: u64) -> Rec {
             if let Some(end) = c.end {
                 r.s("endDate", ymd(end, '-'));
             }
-            if i % 3 == 0 {
+            if i.is_multiple_of(3) {
                 r.s("inspectionId", upstream_id(core, 3, i));
             }
             r.put("officers", officers(core, &c.officers));

@@ -646,7 +646,7 @@ async fn every_stream_pages_to_exactly_the_truth() {
                 s(r, "decisionDate") <= s(r, "validUntil")
                     && s(r, "decisionDate") <= s(r, "publishUntil")
             );
-            assert!(s(r, "decisionDate") < "2025-01-01".to_string());
+            assert!(s(r, "decisionDate").as_str() < "2025-01-01");
         }
         if ty == "coercive_measure" && matches!(s(r, "measureType").as_str(), "2" | "3") {
             assert!(r["durationDays"].as_u64().unwrap() <= 30);
