@@ -455,3 +455,45 @@ pub fn serve(core: &Core, path: &str, p: &Params) -> Result<Option<Payload>, Res
     );
     Ok(Some(Payload::json(out)))
 }
+
+#[cfg(test)]
+mod bench {
+    use super::*;
+
+    /// Server-side rendering speed of the heaviest stream; run in release with
+    /// `cargo test --release --lib sim::credit::bench -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn render_throughput() {
+        let cfg = crate::sim::SimConfig {
+            records: 1_000_000,
+            ..Default::default()
+        };
+        let world = std::sync::Arc::new(crate::sim::world::World::new(cfg.seed));
+        let creds = std::sync::Arc::new(crate::sim::auth::Creds::from_env());
+        let core = Core::new(crate::sim::Kind::Credit, &cfg, world, creds);
+        let t = std::time::Instant::now();
+        let (mut n, mut bytes) = (0u64, 0usize);
+        for page in 0..200u64 {
+            let p: Params = [
+                ("cursor".to_string(), cursor_token(page * 1000)),
+                ("limit".to_string(), "1000".to_string()),
+            ]
+            .into();
+            let body = serve(&core, "/api/v2/penalties", &p)
+                .ok()
+                .flatten()
+                .map(|p| p.body)
+                .unwrap_or_default();
+            bytes += body.len();
+            n += 1000;
+        }
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "{n} records in {secs:.2}s: {:.0} records/s, {:.0} bytes/record",
+            n as f64 / secs,
+            bytes as f64 / n as f64
+        );
+        assert!(bytes > 0);
+    }
+}

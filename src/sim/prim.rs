@@ -4,7 +4,7 @@
 //! The simulators deliberately do not reuse the pipeline's identifier validators: they stand for
 //! other organisations' systems, so a bug in our validators must not be mirrored here.
 
-use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime};
+use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 use std::borrow::Cow;
 
 /// SplitMix64 finaliser: a cheap, well-mixed hash of one word.
@@ -173,11 +173,27 @@ pub fn ymd_compact(d: NaiveDate) -> String {
 }
 
 pub fn dt(t: NaiveDateTime) -> String {
-    t.format("%Y-%m-%d %H:%M:%S").to_string()
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }
 
 pub fn dt_compact(t: NaiveDateTime) -> String {
-    t.format("%Y%m%d%H%M%S").to_string()
+    format!(
+        "{:04}{:02}{:02}{:02}{:02}{:02}",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }
 
 /// Epoch milliseconds of a Beijing local time.
@@ -266,6 +282,12 @@ impl Rec {
 pub fn json_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let bytes = s.as_bytes();
+    // Almost every upstream string needs no escaping; this scan vectorises, the loop below does not.
+    if !bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let esc: Option<&[u8]> = match b {
