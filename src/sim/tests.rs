@@ -1083,3 +1083,72 @@ async fn credit_penalty_throughput() {
     );
     sims.shutdown().await;
 }
+
+/// Prints the first record of every stream, for people writing mapping files:
+/// `cargo test --lib sim::tests::print_samples -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore]
+async fn print_samples() {
+    let sims = start(200, 620_822).await;
+    let show = |name: &str, body: &[u8]| {
+        let text = String::from_utf8_lossy(body);
+        println!(
+            "== {name}\n{}\n",
+            text.chars().take(2500).collect::<String>()
+        );
+    };
+    let p = Client::new(&sims, "provincial");
+    for s in [
+        "agencies",
+        "officers",
+        "items",
+        "inspections",
+        "penalties",
+        "coercive-measures",
+    ] {
+        show(
+            s,
+            &p.get(&format!("/api/v1/{s}"), &[("size", "1".into())])
+                .await
+                .2,
+        );
+    }
+    let c = Client::new(&sims, "internet-plus");
+    for t in ["check_action", "punish_action", "force_action"] {
+        let v = c.json(&format!("/exchange/{t}"), &[]).await;
+        show(
+            t,
+            serde_json::to_string_pretty(&v["rows"][0])
+                .unwrap()
+                .as_bytes(),
+        );
+    }
+    let c = Client::new(&sims, "credit-platform");
+    for path in [
+        "/api/v2/penalties",
+        "/api/v2/licenses",
+        "/api/v2/credit-ratings",
+        "/legacy/penalties.xml",
+    ] {
+        show(path, &c.get(path, &[("limit", "1".into())]).await.2);
+    }
+    let c = Client::new(&sims, "double-random");
+    show(
+        "tasks",
+        &c.get("/api/tasks", &[("size", "1".into())]).await.2,
+    );
+    let (_, _, body) = c.get("/export/results.csv", &[("size", "2".into())]).await;
+    show(
+        "results.csv (decoded)",
+        encoding_rs::GBK.decode(&body).0.as_bytes(),
+    );
+    let c = Client::new(&sims, "hotline-12345");
+    show(
+        "workorders",
+        &c.get("/open/api/v1/workorders", &[("limit", "1".into())])
+            .await
+            .2,
+    );
+    sims.shutdown().await;
+    assert!(!SYSTEMS.is_empty());
+}
