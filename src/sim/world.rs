@@ -230,7 +230,16 @@ impl World {
                 officers.push(Officer {
                     name: person_name(&mut rng),
                     gender,
-                    id_number: resident_id(a.division, birth, seq),
+                    // IDs carry county-level address codes: city staff were registered in 崆峒区.
+                    id_number: resident_id(
+                        if a.division == "620800" {
+                            "620802"
+                        } else {
+                            a.division
+                        },
+                        birth,
+                        seq,
+                    ),
                     agency: ai,
                     cert: format!("{}{}{:05}", a.division, issued_on.format("%Y"), oi + 1),
                     cert_type: if a.dept == 4 || a.dept == 1 { 2 } else { 1 },
@@ -371,11 +380,12 @@ pub fn company(seed: u64, n: u64, individual: bool, allow_placeholder: bool) -> 
         };
         Party {
             kind: PartyKind::Company,
-            name: format!(
-                "{dname}{}{}{kind}",
-                rng.pick(&TRADE_NAMES),
-                rng.pick(&TRADE_NAMES)
-            ),
+            name: {
+                let n = TRADE_NAMES.len();
+                let first = rng.below(n as u64) as usize;
+                let second = (first + 1 + rng.below(n as u64 - 1) as usize) % n;
+                format!("{dname}{}{}{kind}", TRADE_NAMES[first], TRADE_NAMES[second])
+            },
             uscc: Some(uscc(prefix, div, &org)),
             reg_no: None,
             org_code: Some(org),
