@@ -126,6 +126,97 @@ mod tests {
         assert_eq!(streams, 16);
     }
 
+    /// Every stream of every shipped connector, pulled from its simulator and normalised:
+    /// exactly the simulator's valid records become events, exactly its invalid ones failures.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_connector_mapping_agrees_with_its_simulator() {
+        use std::collections::{BTreeMap, BTreeSet};
+
+        use crate::normalize::Outcome;
+        use crate::record::{Lineage, Op};
+
+        let sims = crate::sim::Simulators::start(crate::sim::SimConfig { seed: 99, records: 1500, invalid_rate: 0.1, ..Default::default() })
+            .await
+            .unwrap();
+        let mut vars: BTreeMap<String, String> = crate::sim::default_credentials().into_iter().collect();
+        for (i, name) in crate::sim::SYSTEMS.iter().enumerate() {
+            let url = sims.url(name).unwrap();
+            vars.insert(format!("XIEZHI_SIM_PORT_{i}"), url.rsplit(':').next().unwrap().trim_end_matches('/').to_owned());
+        }
+        let env = move |k: &str| vars.get(k).cloned();
+        let schema = Arc::new(SchemaRegistry::embedded().unwrap());
+        let client = reqwest::Client::new();
+        let mut problems = Vec::new();
+        for def in definition::embedded().unwrap() {
+            let conn = Connector::load(def, schema.clone(), &env).unwrap();
+            let truth: serde_json::Value = client.get(format!("{}/truth", conn.upstream.base_url)).send().await.unwrap().json().await.unwrap();
+            let mut keys: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+            let mut failed: BTreeMap<String, String> = BTreeMap::new();
+            for p in conn.pullers(None) {
+                let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+                let pr = &p;
+                let fetch = async move { pr.fetch_all(pull::Position::default(), &tx).await };
+                let collect = async {
+                    let mut out = Vec::new();
+                    while let Some(fp) = rx.recv().await {
+                        out.push(fp);
+                    }
+                    out
+                };
+                let (r, pages) = tokio::join!(fetch, collect);
+                r.unwrap_or_else(|e| panic!("{}/{}: {e}", p.connector, p.def.name));
+                let lineage = Lineage { connector: p.connector.clone(), stream: p.def.name.clone(), ..Default::default() };
+                for fp in pages {
+                    for rec in fp.page.records {
+                        match p.normalizer.normalize(rec, &lineage) {
+                            Outcome::Event(ev) if ev.op == Op::Upsert => {
+                                keys.entry(ev.recordtype.to_string()).or_default().insert(ev.subject);
+                            }
+                            Outcome::Event(_) => {}
+                            Outcome::Failure(f) => {
+                                let why = f.errors.iter().map(|e| format!("{} {} {}", e.code, e.path, e.message)).collect::<Vec<_>>().join("; ");
+                                failed.insert(f.upstream_id.unwrap_or_default(), format!("{}/{}: {why}", p.connector, p.def.name));
+                            }
+                        }
+                    }
+                }
+            }
+            let events: usize = keys.values().map(BTreeSet::len).sum();
+            assert!(events > 100, "{}: only {events} events", conn.def.name);
+            assert!(!failed.is_empty(), "{}: no failures at a 10% invalid rate", conn.def.name);
+            let invalid: BTreeMap<String, String> = truth["invalid"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| (i["id"].as_str().unwrap().to_owned(), i["reason"].as_str().unwrap().to_owned()))
+                .collect();
+            for (id, why) in &failed {
+                if !invalid.contains_key(id) {
+                    problems.push(format!("{}: valid upstream record {id} failed: {why}", conn.def.name));
+                }
+            }
+            for (id, reason) in &invalid {
+                if !failed.contains_key(id) {
+                    problems.push(format!("{}: invalid upstream record {id} ({reason}) passed", conn.def.name));
+                }
+            }
+            for (t, want) in truth["valid"].as_object().unwrap() {
+                let want: BTreeSet<String> = want.as_array().unwrap().iter().map(|k| k.as_str().unwrap().to_owned()).collect();
+                let got = keys.remove(t).unwrap_or_default();
+                for k in want.difference(&got).take(3) {
+                    problems.push(format!("{}: valid {t} {k} produced no event", conn.def.name));
+                }
+                for k in got.difference(&want).take(3) {
+                    problems.push(format!("{}: event for {t} {k} not in truth", conn.def.name));
+                }
+            }
+        }
+        sims.shutdown().await;
+        problems.sort();
+        problems.dedup();
+        assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.iter().take(40).cloned().collect::<Vec<_>>().join("\n"));
+    }
+
     #[test]
     fn a_mapping_target_outside_the_schema_is_refused() {
         let schema = Arc::new(SchemaRegistry::embedded().unwrap());

@@ -86,10 +86,10 @@ pub struct StreamPuller {
     pub counters: Arc<StreamCounters>,
 }
 
-struct FetchedPage {
-    page: Page,
-    label: String,
-    after: Position,
+pub(crate) struct FetchedPage {
+    pub(crate) page: Page,
+    pub(crate) label: String,
+    pub(crate) after: Position,
 }
 
 struct PendingPage {
@@ -191,7 +191,7 @@ impl StreamPuller {
     }
 
     /// Walks the pages from `pos`, sending each with the position after it.
-    async fn fetch_all(&self, mut pos: Position, out: &mpsc::Sender<FetchedPage>) -> Result<(), PullError> {
+    pub(crate) async fn fetch_all(&self, mut pos: Position, out: &mpsc::Sender<FetchedPage>) -> Result<(), PullError> {
         let s = &self.def;
         loop {
             let mut query: Vec<(String, String)> = s.query.iter().map(|(k, v)| (k.clone(), v.clone())).collect();

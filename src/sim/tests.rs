@@ -342,7 +342,8 @@ fn xml_records(body: &[u8]) -> (Vec<BTreeMap<String, String>>, String, bool) {
                 }
             }
             Event::GeneralRef(r) => {
-                let text = match r.as_ref() {
+                let name: &[u8] = &r;
+                let text = match name {
                     b"lt" => "<",
                     b"gt" => ">",
                     b"amp" => "&",
