@@ -224,6 +224,9 @@ pub(crate) struct LoadedRecord {
     pub deleted: bool,
     pub division: String,
     pub content_hash: String,
+    /// The current merged body as JSON text (`None` for a tombstone); it is also the body of
+    /// every elided contribution (see [`LoadedSource::data`]).
+    pub data: Option<String>,
 }
 
 /// A stored contribution with its body, for the re-merge.
@@ -235,7 +238,9 @@ pub(crate) struct LoadedSource {
     pub content_hash: String,
     pub deleted: bool,
     pub division: String,
-    /// The contribution as JSON text (`None` once deleted).
+    /// The contribution as JSON text; `None` once deleted, and also `None` ("elided") for a live
+    /// contribution identical to the record's current merged body, which then is its body. The
+    /// common single-source record thus keeps one copy of its body fewer.
     pub data: Option<String>,
     pub lineage: Lineage,
 }
@@ -317,6 +322,8 @@ struct Contribution<'a> {
     text: Option<Arc<str>>,
     lineage: Lineage,
     changed: bool,
+    /// Whether the store holds this contribution without its body (see [`LoadedSource::data`]).
+    elided: bool,
     overridden: Vec<String>,
 }
 
@@ -340,12 +347,12 @@ impl KeyState<'_> {
 
 /// Error for a stored body that no longer parses.
 #[derive(Debug, thiserror::Error)]
-#[error("stored contribution of {record_type}/{key} from {connector} is not JSON: {source}")]
+#[error("stored contribution of {record_type}/{key} from {connector} is unusable: {reason}")]
 pub(crate) struct CorruptContribution {
     pub record_type: RecordType,
     pub key: String,
     pub connector: String,
-    pub source: serde_json::Error,
+    pub reason: String,
 }
 
 /// Replays the selected events over the loaded state and returns the rows to write.
@@ -357,7 +364,11 @@ pub(crate) fn plan<'a>(
     sources: Vec<LoadedSource>,
 ) -> Result<Plan, CorruptContribution> {
     let mut states: HashMap<RecKey, KeyState<'a>> = HashMap::with_capacity(dirty.all.len());
-    for r in records {
+    let mut bodies: HashMap<RecKey, Arc<str>> = HashMap::new();
+    for mut r in records {
+        if let Some(text) = r.data.take() {
+            bodies.insert((r.record_type, r.key.clone()), Arc::from(text));
+        }
         states.insert(
             (r.record_type, r.key),
             KeyState {
@@ -372,15 +383,27 @@ pub(crate) fn plan<'a>(
         );
     }
     for s in sources {
-        let value = match &s.data {
-            Some(text) => Some(Cow::Owned(serde_json::from_str::<Value>(text).map_err(
-                |source| CorruptContribution {
-                    record_type: s.record_type,
-                    key: s.key.clone(),
-                    connector: s.connector.clone(),
-                    source,
-                },
-            )?)),
+        let elided = s.data.is_none() && !s.deleted;
+        let corrupt = |reason: String| CorruptContribution {
+            record_type: s.record_type,
+            key: s.key.clone(),
+            connector: s.connector.clone(),
+            reason,
+        };
+        let text: Option<Arc<str>> = match s.data {
+            Some(ref text) => Some(Arc::from(text.as_str())),
+            None if elided => Some(
+                bodies
+                    .get(&(s.record_type, s.key.clone()))
+                    .cloned()
+                    .ok_or_else(|| corrupt("its body is elided but the record has none".into()))?,
+            ),
+            None => None,
+        };
+        let value = match &text {
+            Some(text) => Some(Cow::Owned(
+                serde_json::from_str::<Value>(text).map_err(|e| corrupt(e.to_string()))?,
+            )),
             None => None,
         };
         let state = states
@@ -392,9 +415,10 @@ pub(crate) fn plan<'a>(
             deleted: s.deleted,
             division: s.division,
             value,
-            text: s.data.map(Arc::from),
+            text,
             lineage: s.lineage,
             changed: false,
+            elided,
             overridden: Vec::new(),
         });
     }
@@ -442,6 +466,7 @@ pub(crate) fn plan<'a>(
                     text: Some(text),
                     lineage: e.lineage(),
                     changed: true,
+                    elided: false,
                     overridden: Vec::new(),
                 };
                 match pos {
@@ -485,7 +510,14 @@ pub(crate) fn plan<'a>(
                 overridden_fields: c.overridden.clone(),
             })
             .collect();
-        for c in state.contributions.iter().filter(|c| c.changed) {
+        let live = state.version > 0 && !state.deleted;
+        for c in &state.contributions {
+            // Elide the body exactly when it equals the final merged body; rewrite a
+            // contribution whose elision no longer holds (or newly holds) even if unchanged.
+            let elide = live && !c.deleted && c.content_hash == state.content_hash;
+            if !c.changed && elide == c.elided {
+                continue;
+            }
             plan.sources.push(SourceWrite {
                 record_type: key.0,
                 key: key.1.clone(),
@@ -493,7 +525,7 @@ pub(crate) fn plan<'a>(
                 content_hash: c.content_hash.clone(),
                 deleted: c.deleted,
                 division: c.division.clone(),
-                data: c.text.clone(),
+                data: if elide { None } else { c.text.clone() },
                 lineage: serde_json::to_string(&c.lineage).unwrap_or_default(),
             });
         }

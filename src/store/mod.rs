@@ -1193,23 +1193,57 @@ pub(crate) mod testsuite {
         })
     }
 
+    /// CPU seconds (user + system) from /proc: of this process, and of every `postgres`
+    /// process. The box is shared with builds, so wall time alone says little.
+    fn cpu_seconds() -> (f64, f64) {
+        fn ticks(stat: &str) -> Option<(String, f64)> {
+            let open = stat.find('(')?;
+            let close = stat.rfind(')')?;
+            let comm = stat[open + 1..close].to_string();
+            let f: Vec<&str> = stat.get(close + 2..)?.split(' ').collect();
+            let t = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+            Some((comm, t / 100.0))
+        }
+        let own = std::fs::read_to_string("/proc/self/stat")
+            .ok()
+            .and_then(|s| ticks(&s))
+            .map(|t| t.1)
+            .unwrap_or(0.0);
+        let mut pg = 0.0;
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            if let Ok(stat) = std::fs::read_to_string(entry.path().join("stat"))
+                && let Some((comm, t)) = ticks(&stat)
+                && comm.starts_with("postgres")
+            {
+                pg += t;
+            }
+        }
+        (own, pg)
+    }
+
     async fn timed(
         store: &dyn Store,
         label: &str,
         calls: Vec<Vec<Batch>>,
         n: usize,
     ) -> ApplyOutcome {
+        let (own0, pg0) = cpu_seconds();
         let start = Instant::now();
         let mut total = ApplyOutcome::default();
         for call in &calls {
             total += store.apply(call).await.unwrap();
         }
         let secs = start.elapsed().as_secs_f64();
+        let (own1, pg1) = cpu_seconds();
+        let cpu = (own1 - own0) + (pg1 - pg0);
         println!(
-            "{} {label}: {n} events in {:.2} s = {:.0} events/s ({total:?})",
+            "{} {label}: {n} events in {secs:.2} s wall = {:.0} events/s; CPU {:.2} s here + {:.2} s \
+             postgres = {:.0} events per CPU-second ({total:?})",
             store.kind(),
-            secs,
-            n as f64 / secs
+            n as f64 / secs,
+            own1 - own0,
+            pg1 - pg0,
+            n as f64 / cpu.max(0.001),
         );
         total
     }

@@ -123,10 +123,14 @@ impl PgStore {
             return Ok((Vec::new(), Vec::new()));
         }
         let (types, names) = key_columns(keys);
-        let records: Vec<(String, String, i64, i64, bool, String, String)> = sqlx::query_as(
-            "SELECT r.record_type, r.key, r.version, r.seq, r.deleted, r.division, r.content_hash \
+        // The body as text from the current version row (jsonb would reorder its keys); it is
+        // also the body of elided contributions.
+        let records: Vec<(String, String, i64, i64, bool, String, String, Option<String>)> = sqlx::query_as(
+            "SELECT r.record_type, r.key, r.version, r.seq, r.deleted, r.division, r.content_hash, v.data \
              FROM UNNEST($1::text[], $2::text[]) AS k(record_type, key) \
-             JOIN records r ON r.record_type = k.record_type AND r.key = k.key",
+             JOIN records r ON r.record_type = k.record_type AND r.key = k.key \
+             LEFT JOIN record_versions v \
+               ON v.record_type = r.record_type AND v.key = r.key AND v.version = r.version",
         )
         .bind(&types)
         .bind(&names)
@@ -145,17 +149,20 @@ impl PgStore {
         .map_err(query_err("reading contributions to re-merge"))?;
         let records = records
             .into_iter()
-            .map(|(t, key, version, seq, deleted, division, content_hash)| {
-                Ok(LoadedRecord {
-                    record_type: record_type_of("record type", &t)?,
-                    key,
-                    version,
-                    seq,
-                    deleted,
-                    division,
-                    content_hash,
-                })
-            })
+            .map(
+                |(t, key, version, seq, deleted, division, content_hash, data)| {
+                    Ok(LoadedRecord {
+                        record_type: record_type_of("record type", &t)?,
+                        key,
+                        version,
+                        seq,
+                        deleted,
+                        division,
+                        content_hash,
+                        data,
+                    })
+                },
+            )
             .collect::<Result<Vec<_>>>()?;
         let sources = sources
             .into_iter()
@@ -698,6 +705,15 @@ mod tests {
                 .execute(&admin)
                 .await
                 .unwrap();
+            // Set XIEZHI_PG_LOG_STATEMENTS to log every statement with its duration (profiling).
+            if std::env::var_os("XIEZHI_PG_LOG_STATEMENTS").is_some() {
+                sqlx::query(AssertSqlSafe(format!(
+                    "ALTER DATABASE {name} SET log_min_duration_statement = 0"
+                )))
+                .execute(&admin)
+                .await
+                .unwrap();
+            }
             admin.close().await;
             let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
             let store = PgStore::connect(&url, precedence, 4).await.unwrap();

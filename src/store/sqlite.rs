@@ -157,8 +157,8 @@ impl SqliteStore {
             return Ok((Vec::new(), Vec::new()));
         }
         let keys = keys_json(keys);
-        let records: Vec<(String, String, i64, i64, bool, String, String)> = sqlx::query_as(
-            "SELECT r.record_type, r.key, r.version, r.seq, r.deleted, r.division, r.content_hash \
+        let records: Vec<(String, String, i64, i64, bool, String, String, Option<String>)> = sqlx::query_as(
+            "SELECT r.record_type, r.key, r.version, r.seq, r.deleted, r.division, r.content_hash, r.data \
              FROM json_each(?1) AS j CROSS JOIN records AS r \
              ON r.record_type = j.value->>0 AND r.key = j.value->>1",
         )
@@ -177,17 +177,20 @@ impl SqliteStore {
         .map_err(query_err("reading contributions to re-merge"))?;
         let records = records
             .into_iter()
-            .map(|(t, key, version, seq, deleted, division, content_hash)| {
-                Ok(LoadedRecord {
-                    record_type: record_type_of("record type", &t)?,
-                    key,
-                    version,
-                    seq,
-                    deleted,
-                    division,
-                    content_hash,
-                })
-            })
+            .map(
+                |(t, key, version, seq, deleted, division, content_hash, data)| {
+                    Ok(LoadedRecord {
+                        record_type: record_type_of("record type", &t)?,
+                        key,
+                        version,
+                        seq,
+                        deleted,
+                        division,
+                        content_hash,
+                        data,
+                    })
+                },
+            )
             .collect::<Result<Vec<_>>>()?;
         let sources = sources
             .into_iter()
@@ -228,109 +231,110 @@ impl SqliteStore {
             (last - n + 1..=last).collect()
         };
 
-        if !plan.sources.is_empty() {
-            let rows: Vec<_> = plan
-                .sources
-                .iter()
-                .map(|w| {
-                    (
-                        w.record_type.as_str(),
-                        &w.key,
-                        &w.connector,
-                        &w.content_hash,
-                        w.deleted,
-                        &w.division,
-                        w.data.as_deref(),
-                        &w.lineage,
-                    )
-                })
-                .collect();
-            sqlx::query(
+        for chunk in plan.sources.chunks(ROWS_PER_INSERT) {
+            let sql = values_sql(
                 "INSERT INTO record_sources \
-                   (record_type, key, connector, content_hash, deleted, division, data, lineage, updated_at) \
-                 SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, ?2 \
-                 FROM json_each(?1) WHERE true \
-                 ON CONFLICT (record_type, key, connector) DO UPDATE SET \
-                   content_hash = excluded.content_hash, deleted = excluded.deleted, division = excluded.division, \
-                   data = excluded.data, lineage = excluded.lineage, updated_at = excluded.updated_at",
-            )
-            .bind(to_json(&rows))
-            .bind(now)
-            .execute(&mut **tx)
-            .await
-            .map_err(query_err("writing contributions"))?;
+                   (record_type, key, connector, content_hash, deleted, division, data, lineage, updated_at)",
+                9,
+                chunk.len(),
+                "ON CONFLICT (record_type, key, connector) DO UPDATE SET \
+                   content_hash = excluded.content_hash, deleted = excluded.deleted, \
+                   division = excluded.division, data = excluded.data, lineage = excluded.lineage, \
+                   updated_at = excluded.updated_at",
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for w in chunk {
+                q = q
+                    .bind(w.record_type.as_str())
+                    .bind(w.key.as_str())
+                    .bind(w.connector.as_str())
+                    .bind(w.content_hash.as_str())
+                    .bind(w.deleted)
+                    .bind(w.division.as_str())
+                    .bind(w.data.as_deref())
+                    .bind(w.lineage.as_str())
+                    .bind(now);
+            }
+            q.execute(&mut **tx)
+                .await
+                .map_err(query_err("writing contributions"))?;
         }
 
-        if !plan.records.is_empty() {
-            let rows: Vec<_> = plan
-                .records
-                .iter()
-                .map(|w| {
-                    (
-                        w.record_type.as_str(),
-                        &w.key,
-                        w.version,
-                        plan.seq_of(w, &seqs),
-                        w.deleted,
-                        &w.division,
-                        &w.content_hash,
-                        w.data.as_deref(),
-                        &w.sources,
-                    )
-                })
-                .collect();
-            sqlx::query(
-                "INSERT INTO records \
-                   (record_type, key, version, seq, deleted, division, content_hash, data, sources, updated_at) \
-                 SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, \
-                   value->>8, ?2 \
-                 FROM json_each(?1) WHERE true \
-                 ON CONFLICT (record_type, key) DO UPDATE SET \
+        for chunk in plan.records.chunks(ROWS_PER_INSERT) {
+            let sql = values_sql(
+                "INSERT INTO records (record_type, key, version, seq, deleted, division, content_hash, \
+                   data, sources, updated_at)",
+                10,
+                chunk.len(),
+                "ON CONFLICT (record_type, key) DO UPDATE SET \
                    updated_at = CASE WHEN records.version = excluded.version THEN records.updated_at \
                                      ELSE excluded.updated_at END, \
                    version = excluded.version, seq = excluded.seq, deleted = excluded.deleted, \
-                   division = excluded.division, content_hash = excluded.content_hash, data = excluded.data, \
-                   sources = excluded.sources",
-            )
-            .bind(to_json(&rows))
-            .bind(now)
-            .execute(&mut **tx)
-            .await
-            .map_err(query_err("writing current records"))?;
+                   division = excluded.division, content_hash = excluded.content_hash, \
+                   data = excluded.data, sources = excluded.sources",
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for w in chunk {
+                q = q
+                    .bind(w.record_type.as_str())
+                    .bind(w.key.as_str())
+                    .bind(w.version)
+                    .bind(plan.seq_of(w, &seqs))
+                    .bind(w.deleted)
+                    .bind(w.division.as_str())
+                    .bind(w.content_hash.as_str())
+                    .bind(w.data.as_deref())
+                    .bind(w.sources.as_str())
+                    .bind(now);
+            }
+            q.execute(&mut **tx)
+                .await
+                .map_err(query_err("writing current records"))?;
         }
 
-        if !plan.versions.is_empty() {
-            let rows: Vec<_> = plan
-                .versions
-                .iter()
-                .zip(&seqs)
-                .map(|(w, seq)| {
-                    (
-                        seq,
-                        w.record_type.as_str(),
-                        &w.key,
-                        w.version,
-                        w.deleted,
-                        &w.division,
-                        &w.content_hash,
-                        w.data.as_deref(),
-                    )
-                })
-                .collect();
-            sqlx::query(
+        let versions: Vec<(&merge::VersionWrite, i64)> =
+            plan.versions.iter().zip(seqs.iter().copied()).collect();
+        for chunk in versions.chunks(ROWS_PER_INSERT) {
+            let sql = values_sql(
                 "INSERT INTO record_versions \
-                   (seq, record_type, key, version, deleted, division, content_hash, data, changed_at) \
-                 SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, ?2 \
-                 FROM json_each(?1)",
-            )
-            .bind(to_json(&rows))
-            .bind(now)
-            .execute(&mut **tx)
-            .await
-            .map_err(query_err("writing record versions"))?;
+                   (seq, record_type, key, version, deleted, division, content_hash, data, changed_at)",
+                9,
+                chunk.len(),
+                "",
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (w, seq) in chunk {
+                q = q
+                    .bind(*seq)
+                    .bind(w.record_type.as_str())
+                    .bind(w.key.as_str())
+                    .bind(w.version)
+                    .bind(w.deleted)
+                    .bind(w.division.as_str())
+                    .bind(w.content_hash.as_str())
+                    .bind(w.data.as_deref())
+                    .bind(now);
+            }
+            q.execute(&mut **tx)
+                .await
+                .map_err(query_err("writing record versions"))?;
         }
         Ok(())
     }
+}
+
+/// Rows per multi-row INSERT: 10 columns × 400 rows stays far below SQLite's limit of 32,766
+/// parameters, and a few statements per call cost nothing next to the rows.
+const ROWS_PER_INSERT: usize = 400;
+
+/// `<head> VALUES (?, …), … <tail>` for `rows` rows of `cols` parameters. Only counts go into
+/// the text; every value is bound.
+fn values_sql(head: &str, cols: usize, rows: usize, tail: &str) -> String {
+    let row = format!("({})", vec!["?"; cols].join(", "));
+    format!(
+        "{head} VALUES {} {tail}",
+        vec![row.as_str(); rows].join(", ")
+    )
 }
 
 /// Serialising plain tuples of strings, numbers and booleans cannot fail.
