@@ -18,15 +18,15 @@ CREATE TABLE records (
     PRIMARY KEY (record_type, key)
 );
 
+-- Bodies of contributions that differ from the merged record. Each contribution's hash,
+-- lineage and deleted flag live in records.sources; a contribution equal to the merged record
+-- (the common single-source case) has no row here, its body being the record's.
 CREATE TABLE record_sources (
     record_type  text NOT NULL,
     key          text NOT NULL,
     connector    text NOT NULL,
     content_hash text NOT NULL,
-    deleted      boolean NOT NULL,
-    division     text NOT NULL,
-    data         text,
-    lineage      text NOT NULL,
+    data         text NOT NULL,
     updated_at   timestamptz NOT NULL,
     PRIMARY KEY (record_type, key, connector)
 );

@@ -21,15 +21,15 @@ CREATE TABLE records (
     PRIMARY KEY (record_type, key)
 );
 
+-- Bodies of contributions that differ from the merged record. Each contribution's hash,
+-- lineage and deleted flag live in records.sources; a contribution equal to the merged record
+-- (the common single-source case) has no row here, its body being the record's.
 CREATE TABLE record_sources (
     record_type  TEXT NOT NULL,
     key          TEXT NOT NULL,
     connector    TEXT NOT NULL,
     content_hash TEXT NOT NULL,
-    deleted      INTEGER NOT NULL,
-    division     TEXT NOT NULL,
-    data         TEXT,
-    lineage      TEXT NOT NULL,
+    data         TEXT NOT NULL,
     updated_at   INTEGER NOT NULL,
     PRIMARY KEY (record_type, key, connector)
 );

@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::{ApplyOutcome, Precedence, SourceContribution};
+use serde::{Deserialize, Serialize};
+
+use super::{ApplyOutcome, Precedence};
 use crate::record::{Batch, Event, Lineage, Op, RecordType, content_hash};
 
 /// The natural identity of a stored record.
@@ -151,36 +153,56 @@ pub(crate) fn distinct_keys(events: &[Incoming<'_>]) -> Vec<RecKey> {
         .collect()
 }
 
-/// What the first read returns: one stored contribution, without its body.
-#[derive(Debug, Clone)]
-pub(crate) struct SourceHash {
-    pub record_type: RecordType,
-    pub key: String,
+/// One element of `records.sources`: a source's contribution without its body. It is a
+/// superset of [`super::SourceContribution`] (which reads it back ignoring `division`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct StoredSource {
     pub connector: String,
     pub content_hash: String,
+    pub lineage: Lineage,
     pub deleted: bool,
+    pub overridden_fields: Vec<String>,
+    /// Division of the contribution: the merged record takes the highest live source's.
+    #[serde(default)]
+    pub division: String,
+}
+
+/// The stored head of a record (everything but bodies): read for every incoming key, it tells
+/// which events change a contribution at all.
+#[derive(Debug, Clone)]
+pub(crate) struct RecordHead {
+    pub record_type: RecordType,
+    pub key: String,
+    pub version: i64,
+    pub seq: i64,
+    pub deleted: bool,
+    pub division: String,
+    pub content_hash: String,
+    pub sources: Vec<StoredSource>,
 }
 
 /// Keys on which some event really changes a contribution (so the record must be re-merged),
-/// split into keys the store already holds (their state must be loaded) and new keys.
+/// and among them the stored ones, whose bodies must be loaded.
 #[derive(Debug, Default)]
 pub(crate) struct Dirty {
     pub all: HashSet<RecKey>,
-    pub known: Vec<RecKey>,
+    /// Stored dirty keys with their current version (whose history row holds the body).
+    pub known: Vec<(RecKey, i64)>,
 }
 
 /// Replays the contribution-hash transitions only, which is enough to know which keys need the
 /// full state: an event whose contribution is byte-identical to the stored one changes nothing.
-pub(crate) fn dirty_keys(events: &[Incoming<'_>], stored: &[SourceHash]) -> Dirty {
-    let mut state: HashMap<(RecordType, &str, &str), (&str, bool)> =
-        HashMap::with_capacity(stored.len());
-    let mut known_keys: HashSet<(RecordType, &str)> = HashSet::new();
-    for s in stored {
-        state.insert(
-            (s.record_type, &s.key, &s.connector),
-            (&s.content_hash, s.deleted),
-        );
-        known_keys.insert((s.record_type, &s.key));
+pub(crate) fn dirty_keys(events: &[Incoming<'_>], heads: &[RecordHead]) -> Dirty {
+    let mut state: HashMap<(RecordType, &str, &str), (&str, bool)> = HashMap::new();
+    let mut versions: HashMap<(RecordType, &str), i64> = HashMap::with_capacity(heads.len());
+    for h in heads {
+        versions.insert((h.record_type, &h.key), h.version);
+        for s in &h.sources {
+            state.insert(
+                (h.record_type, &h.key, &s.connector),
+                (&s.content_hash, s.deleted),
+            );
+        }
     }
     let mut dirty = Dirty::default();
     for inc in events {
@@ -205,44 +227,25 @@ pub(crate) fn dirty_keys(events: &[Incoming<'_>], stored: &[SourceHash]) -> Dirt
         if changed {
             let key = (e.recordtype, e.subject.clone());
             if dirty.all.insert(key.clone())
-                && known_keys.contains(&(e.recordtype, e.subject.as_str()))
+                && let Some(v) = versions.get(&(e.recordtype, e.subject.as_str()))
             {
-                dirty.known.push(key);
+                dirty.known.push((key, *v));
             }
         }
     }
     dirty
 }
 
-/// The current row of a record whose contributions change.
+/// A stored body of a dirty key: the record's current merged body (`connector` = `None`, from
+/// its history row) or a contribution's own body. Only contributions whose body differs from
+/// the merged record have one ("elision"): the common single-source record stores its body in
+/// the record and its history only.
 #[derive(Debug, Clone)]
-pub(crate) struct LoadedRecord {
+pub(crate) struct LoadedBody {
     pub record_type: RecordType,
     pub key: String,
-    pub version: i64,
-    pub seq: i64,
-    pub deleted: bool,
-    pub division: String,
-    pub content_hash: String,
-    /// The current merged body as JSON text (`None` for a tombstone); it is also the body of
-    /// every elided contribution (see [`LoadedSource::data`]).
-    pub data: Option<String>,
-}
-
-/// A stored contribution with its body, for the re-merge.
-#[derive(Debug, Clone)]
-pub(crate) struct LoadedSource {
-    pub record_type: RecordType,
-    pub key: String,
-    pub connector: String,
-    pub content_hash: String,
-    pub deleted: bool,
-    pub division: String,
-    /// The contribution as JSON text; `None` once deleted, and also `None` ("elided") for a live
-    /// contribution identical to the record's current merged body, which then is its body. The
-    /// common single-source record thus keeps one copy of its body fewer.
-    pub data: Option<String>,
-    pub lineage: Lineage,
+    pub connector: Option<String>,
+    pub data: String,
 }
 
 /// Where a written record's change sequence comes from.
@@ -254,17 +257,15 @@ pub(crate) enum SeqRef {
     New(usize),
 }
 
+/// A contribution body to store (`data` = `Some`) or to drop (`None`: the contribution was
+/// deleted or now equals the merged record).
 #[derive(Debug, Clone)]
-pub(crate) struct SourceWrite {
+pub(crate) struct BodyWrite {
     pub record_type: RecordType,
     pub key: String,
     pub connector: String,
     pub content_hash: String,
-    pub deleted: bool,
-    pub division: String,
     pub data: Option<Arc<str>>,
-    /// Lineage as JSON text.
-    pub lineage: String,
 }
 
 #[derive(Debug, Clone)]
@@ -277,7 +278,7 @@ pub(crate) struct RecordWrite {
     pub division: String,
     pub content_hash: String,
     pub data: Option<Arc<str>>,
-    /// `Vec<SourceContribution>` as JSON text.
+    /// `Vec<StoredSource>` as JSON text.
     pub sources: String,
 }
 
@@ -297,7 +298,7 @@ pub(crate) struct VersionWrite {
 #[derive(Debug, Default)]
 pub(crate) struct Plan {
     pub outcome: ApplyOutcome,
-    pub sources: Vec<SourceWrite>,
+    pub bodies: Vec<BodyWrite>,
     pub records: Vec<RecordWrite>,
     pub versions: Vec<VersionWrite>,
 }
@@ -322,8 +323,8 @@ struct Contribution<'a> {
     text: Option<Arc<str>>,
     lineage: Lineage,
     changed: bool,
-    /// Whether the store holds this contribution without its body (see [`LoadedSource::data`]).
-    elided: bool,
+    /// Whether the store holds a body row for this contribution (see [`LoadedBody`]).
+    has_body: bool,
     overridden: Vec<String>,
 }
 
@@ -360,67 +361,83 @@ pub(crate) fn plan<'a>(
     precedence: &Precedence,
     selected: &'a Selected<'a>,
     dirty: &Dirty,
-    records: Vec<LoadedRecord>,
-    sources: Vec<LoadedSource>,
+    heads: Vec<RecordHead>,
+    bodies: Vec<LoadedBody>,
 ) -> Result<Plan, CorruptContribution> {
-    let mut states: HashMap<RecKey, KeyState<'a>> = HashMap::with_capacity(dirty.all.len());
-    let mut bodies: HashMap<RecKey, Arc<str>> = HashMap::new();
-    for mut r in records {
-        if let Some(text) = r.data.take() {
-            bodies.insert((r.record_type, r.key.clone()), Arc::from(text));
+    let mut merged_bodies: HashMap<RecKey, Arc<str>> = HashMap::new();
+    let mut own_bodies: HashMap<(RecKey, String), String> = HashMap::new();
+    for b in bodies {
+        match b.connector {
+            None => {
+                merged_bodies.insert((b.record_type, b.key), Arc::from(b.data));
+            }
+            Some(c) => {
+                own_bodies.insert(((b.record_type, b.key), c), b.data);
+            }
         }
+    }
+    let mut states: HashMap<RecKey, KeyState<'a>> = HashMap::with_capacity(dirty.all.len());
+    for h in heads {
+        let key = (h.record_type, h.key);
+        if !dirty.all.contains(&key) {
+            continue;
+        }
+        let mut contributions = Vec::with_capacity(h.sources.len());
+        for s in h.sources {
+            let corrupt = |reason: String| CorruptContribution {
+                record_type: key.0,
+                key: key.1.clone(),
+                connector: s.connector.clone(),
+                reason,
+            };
+            let own = own_bodies.remove(&(key.clone(), s.connector.clone()));
+            let has_body = own.is_some();
+            let text: Option<Arc<str>> = match own {
+                Some(text) => Some(Arc::from(text)),
+                None if s.deleted => None,
+                None => {
+                    if s.content_hash != h.content_hash || h.deleted {
+                        return Err(corrupt(
+                            "it has no body of its own yet differs from the merged record".into(),
+                        ));
+                    }
+                    Some(merged_bodies.get(&key).cloned().ok_or_else(|| {
+                        corrupt("the merged record it equals has no stored body".into())
+                    })?)
+                }
+            };
+            let value = match &text {
+                Some(text) => Some(Cow::Owned(
+                    serde_json::from_str::<Value>(text).map_err(|e| corrupt(e.to_string()))?,
+                )),
+                None => None,
+            };
+            contributions.push(Contribution {
+                connector: s.connector,
+                content_hash: s.content_hash,
+                deleted: s.deleted,
+                division: s.division,
+                value,
+                text,
+                lineage: s.lineage,
+                changed: false,
+                has_body,
+                overridden: s.overridden_fields,
+            });
+        }
+        let data = merged_bodies.get(&key).cloned();
         states.insert(
-            (r.record_type, r.key),
+            key,
             KeyState {
-                version: r.version,
-                seq: SeqRef::Existing(r.seq),
-                deleted: r.deleted,
-                content_hash: r.content_hash,
-                division: r.division,
-                data: None,
-                contributions: Vec::new(),
+                version: h.version,
+                seq: SeqRef::Existing(h.seq),
+                deleted: h.deleted,
+                content_hash: h.content_hash,
+                division: h.division,
+                data,
+                contributions,
             },
         );
-    }
-    for s in sources {
-        let elided = s.data.is_none() && !s.deleted;
-        let corrupt = |reason: String| CorruptContribution {
-            record_type: s.record_type,
-            key: s.key.clone(),
-            connector: s.connector.clone(),
-            reason,
-        };
-        let text: Option<Arc<str>> = match s.data {
-            Some(ref text) => Some(Arc::from(text.as_str())),
-            None if elided => Some(
-                bodies
-                    .get(&(s.record_type, s.key.clone()))
-                    .cloned()
-                    .ok_or_else(|| corrupt("its body is elided but the record has none".into()))?,
-            ),
-            None => None,
-        };
-        let value = match &text {
-            Some(text) => Some(Cow::Owned(
-                serde_json::from_str::<Value>(text).map_err(|e| corrupt(e.to_string()))?,
-            )),
-            None => None,
-        };
-        let state = states
-            .entry((s.record_type, s.key))
-            .or_insert_with(new_state);
-        state.contributions.push(Contribution {
-            connector: s.connector,
-            content_hash: s.content_hash,
-            deleted: s.deleted,
-            division: s.division,
-            value,
-            text,
-            lineage: s.lineage,
-            changed: false,
-            elided,
-            overridden: Vec::new(),
-        });
     }
 
     let mut plan = Plan::default();
@@ -466,7 +483,7 @@ pub(crate) fn plan<'a>(
                     text: Some(text),
                     lineage: e.lineage(),
                     changed: true,
-                    elided: false,
+                    has_body: pos.is_some_and(|i| state.contributions[i].has_body),
                     overridden: Vec::new(),
                 };
                 match pos {
@@ -500,34 +517,35 @@ pub(crate) fn plan<'a>(
         ranked.sort_by(|a, b| {
             rank(precedence, key.0, &a.connector).cmp(&rank(precedence, key.0, &b.connector))
         });
-        let summary: Vec<SourceContribution> = ranked
+        let summary: Vec<StoredSource> = ranked
             .iter()
-            .map(|c| SourceContribution {
+            .map(|c| StoredSource {
                 connector: c.connector.clone(),
                 content_hash: c.content_hash.clone(),
                 lineage: c.lineage.clone(),
                 deleted: c.deleted,
                 overridden_fields: c.overridden.clone(),
+                division: c.division.clone(),
             })
             .collect();
         let live = state.version > 0 && !state.deleted;
         for c in &state.contributions {
-            // Elide the body exactly when it equals the final merged body; rewrite a
-            // contribution whose elision no longer holds (or newly holds) even if unchanged.
-            let elide = live && !c.deleted && c.content_hash == state.content_hash;
-            if !c.changed && elide == c.elided {
-                continue;
+            // A body row exactly for live contributions that differ from the final merged body.
+            let wants_body = !c.deleted && !(live && c.content_hash == state.content_hash);
+            let write = if wants_body {
+                c.changed || !c.has_body
+            } else {
+                c.has_body
+            };
+            if write {
+                plan.bodies.push(BodyWrite {
+                    record_type: key.0,
+                    key: key.1.clone(),
+                    connector: c.connector.clone(),
+                    content_hash: c.content_hash.clone(),
+                    data: if wants_body { c.text.clone() } else { None },
+                });
             }
-            plan.sources.push(SourceWrite {
-                record_type: key.0,
-                key: key.1.clone(),
-                connector: c.connector.clone(),
-                content_hash: c.content_hash.clone(),
-                deleted: c.deleted,
-                division: c.division.clone(),
-                data: if elide { None } else { c.text.clone() },
-                lineage: serde_json::to_string(&c.lineage).unwrap_or_default(),
-            });
         }
         if state.version == 0 {
             // Only reachable for keys whose events were all no-ops; nothing to store.
@@ -761,8 +779,8 @@ mod tests {
         assert_eq!(versions, [(1, false), (2, false), (3, true)]);
         assert_eq!(p.records.len(), 1);
         assert_eq!(p.records[0].seq, SeqRef::New(2));
-        assert_eq!(p.sources.len(), 1);
-        assert!(p.sources[0].deleted);
+        // A single source never needs a body of its own.
+        assert!(p.bodies.is_empty());
     }
 
     #[test]

@@ -14,7 +14,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Postgres, SqlSafeStr, Transaction};
 
-use super::merge::{self, LoadedRecord, LoadedSource, RecKey, SourceHash};
+use super::merge::{self, LoadedBody, RecKey, RecordHead};
 use super::{
     ApplyOutcome, Change, ChangeTuple, FailureCols, FailureFilter, FailureRow, FailureTuple,
     Precedence, RecordTuple, RecordVersion, Result, RunProgress, Stats, Store, StoreError,
@@ -87,71 +87,27 @@ impl PgStore {
         )])
     }
 
-    async fn load_hashes(
+    /// The heads of the stored records among `keys`.
+    async fn load_heads(
         tx: &mut Transaction<'static, Postgres>,
         keys: &[RecKey],
-    ) -> Result<Vec<SourceHash>> {
+    ) -> Result<Vec<RecordHead>> {
         let (types, names) = key_columns(keys);
-        let rows: Vec<(String, String, String, String, bool)> = sqlx::query_as(
-            "SELECT s.record_type, s.key, s.connector, s.content_hash, s.deleted \
+        let rows: Vec<(String, String, i64, i64, bool, String, String, String)> = sqlx::query_as(
+            "SELECT r.record_type, r.key, r.version, r.seq, r.deleted, r.division, r.content_hash, \
+               r.sources \
              FROM UNNEST($1::text[], $2::text[]) AS k(record_type, key) \
-             JOIN record_sources s ON s.record_type = k.record_type AND s.key = k.key",
+             JOIN records r ON r.record_type = k.record_type AND r.key = k.key",
         )
         .bind(&types)
         .bind(&names)
         .fetch_all(&mut **tx)
         .await
-        .map_err(query_err("reading stored contribution hashes"))?;
+        .map_err(query_err("reading the stored heads of incoming records"))?;
         rows.into_iter()
-            .map(|(t, key, connector, content_hash, deleted)| {
-                Ok(SourceHash {
-                    record_type: record_type_of("contribution record type", &t)?,
-                    key,
-                    connector,
-                    content_hash,
-                    deleted,
-                })
-            })
-            .collect()
-    }
-
-    async fn load_state(
-        tx: &mut Transaction<'static, Postgres>,
-        keys: &[RecKey],
-    ) -> Result<(Vec<LoadedRecord>, Vec<LoadedSource>)> {
-        if keys.is_empty() {
-            return Ok((Vec::new(), Vec::new()));
-        }
-        let (types, names) = key_columns(keys);
-        // The body as text from the current version row (jsonb would reorder its keys); it is
-        // also the body of elided contributions.
-        let records: Vec<(String, String, i64, i64, bool, String, String, Option<String>)> = sqlx::query_as(
-            "SELECT r.record_type, r.key, r.version, r.seq, r.deleted, r.division, r.content_hash, v.data \
-             FROM UNNEST($1::text[], $2::text[]) AS k(record_type, key) \
-             JOIN records r ON r.record_type = k.record_type AND r.key = k.key \
-             LEFT JOIN record_versions v \
-               ON v.record_type = r.record_type AND v.key = r.key AND v.version = r.version",
-        )
-        .bind(&types)
-        .bind(&names)
-        .fetch_all(&mut **tx)
-        .await
-        .map_err(query_err("reading current records to re-merge"))?;
-        let sources: Vec<(String, String, String, String, bool, String, Option<String>, String)> = sqlx::query_as(
-            "SELECT s.record_type, s.key, s.connector, s.content_hash, s.deleted, s.division, s.data, s.lineage \
-             FROM UNNEST($1::text[], $2::text[]) AS k(record_type, key) \
-             JOIN record_sources s ON s.record_type = k.record_type AND s.key = k.key",
-        )
-        .bind(&types)
-        .bind(&names)
-        .fetch_all(&mut **tx)
-        .await
-        .map_err(query_err("reading contributions to re-merge"))?;
-        let records = records
-            .into_iter()
             .map(
-                |(t, key, version, seq, deleted, division, content_hash, data)| {
-                    Ok(LoadedRecord {
+                |(t, key, version, seq, deleted, division, content_hash, sources)| {
+                    Ok(RecordHead {
                         record_type: record_type_of("record type", &t)?,
                         key,
                         version,
@@ -159,29 +115,52 @@ impl PgStore {
                         deleted,
                         division,
                         content_hash,
-                        data,
+                        sources: parse_json("record sources", &sources)?,
                     })
                 },
             )
-            .collect::<Result<Vec<_>>>()?;
-        let sources = sources
-            .into_iter()
-            .map(
-                |(t, key, connector, content_hash, deleted, division, data, lineage)| {
-                    Ok(LoadedSource {
-                        record_type: record_type_of("contribution record type", &t)?,
-                        key,
-                        connector,
-                        content_hash,
-                        deleted,
-                        division,
-                        data,
-                        lineage: parse_json::<Lineage>("contribution lineage", &lineage)?,
-                    })
-                },
-            )
-            .collect::<Result<Vec<_>>>()?;
-        Ok((records, sources))
+            .collect()
+    }
+
+    /// Bodies of the dirty stored keys: the merged body from the current version's history row
+    /// (text keeps the key order jsonb would lose) and the contributions' own bodies.
+    async fn load_bodies(
+        tx: &mut Transaction<'static, Postgres>,
+        known: &[(RecKey, i64)],
+    ) -> Result<Vec<LoadedBody>> {
+        if known.is_empty() {
+            return Ok(Vec::new());
+        }
+        let types: Vec<&str> = known.iter().map(|k| k.0.0.as_str()).collect();
+        let names: Vec<&str> = known.iter().map(|k| k.0.1.as_str()).collect();
+        let versions: Vec<i64> = known.iter().map(|k| k.1).collect();
+        let rows: Vec<(String, String, Option<String>, String)> = sqlx::query_as(
+            "SELECT v.record_type, v.key, NULL::text, v.data \
+             FROM UNNEST($1::text[], $2::text[], $3::int8[]) AS k(record_type, key, version) \
+             JOIN record_versions v \
+               ON v.record_type = k.record_type AND v.key = k.key AND v.version = k.version \
+             WHERE v.data IS NOT NULL \
+             UNION ALL \
+             SELECT s.record_type, s.key, s.connector, s.data \
+             FROM UNNEST($1::text[], $2::text[]) AS k(record_type, key) \
+             JOIN record_sources s ON s.record_type = k.record_type AND s.key = k.key",
+        )
+        .bind(&types)
+        .bind(&names)
+        .bind(&versions)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(query_err("reading bodies to re-merge"))?;
+        rows.into_iter()
+            .map(|(t, key, connector, data)| {
+                Ok(LoadedBody {
+                    record_type: record_type_of("body record type", &t)?,
+                    key,
+                    connector,
+                    data,
+                })
+            })
+            .collect()
     }
 
     async fn write_plan(tx: &mut Transaction<'static, Postgres>, plan: &merge::Plan) -> Result<()> {
@@ -198,28 +177,36 @@ impl PgStore {
             s
         };
 
-        if !plan.sources.is_empty() {
-            let s = &plan.sources;
+        let (keep, drop): (Vec<&merge::BodyWrite>, Vec<&merge::BodyWrite>) =
+            plan.bodies.iter().partition(|w| w.data.is_some());
+        if !keep.is_empty() {
             sqlx::query(
-                "INSERT INTO record_sources \
-                   (record_type, key, connector, content_hash, deleted, division, data, lineage, updated_at) \
-                 SELECT t.*, now() FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bool[], \
-                   $6::text[], $7::text[], $8::text[]) AS t \
+                "INSERT INTO record_sources (record_type, key, connector, content_hash, data, updated_at) \
+                 SELECT t.*, now() FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS t \
                  ON CONFLICT (record_type, key, connector) DO UPDATE SET \
-                   content_hash = excluded.content_hash, deleted = excluded.deleted, division = excluded.division, \
-                   data = excluded.data, lineage = excluded.lineage, updated_at = excluded.updated_at",
+                   content_hash = excluded.content_hash, data = excluded.data, updated_at = excluded.updated_at",
             )
-            .bind(s.iter().map(|w| w.record_type.as_str()).collect::<Vec<_>>())
-            .bind(s.iter().map(|w| w.key.as_str()).collect::<Vec<_>>())
-            .bind(s.iter().map(|w| w.connector.as_str()).collect::<Vec<_>>())
-            .bind(s.iter().map(|w| w.content_hash.as_str()).collect::<Vec<_>>())
-            .bind(s.iter().map(|w| w.deleted).collect::<Vec<_>>())
-            .bind(s.iter().map(|w| w.division.as_str()).collect::<Vec<_>>())
-            .bind(s.iter().map(|w| w.data.as_deref()).collect::<Vec<_>>())
-            .bind(s.iter().map(|w| w.lineage.as_str()).collect::<Vec<_>>())
+            .bind(keep.iter().map(|w| w.record_type.as_str()).collect::<Vec<_>>())
+            .bind(keep.iter().map(|w| w.key.as_str()).collect::<Vec<_>>())
+            .bind(keep.iter().map(|w| w.connector.as_str()).collect::<Vec<_>>())
+            .bind(keep.iter().map(|w| w.content_hash.as_str()).collect::<Vec<_>>())
+            .bind(keep.iter().map(|w| w.data.as_deref().unwrap_or_default()).collect::<Vec<_>>())
             .execute(&mut **tx)
             .await
-            .map_err(query_err("writing contributions"))?;
+            .map_err(query_err("writing contribution bodies"))?;
+        }
+        if !drop.is_empty() {
+            sqlx::query(
+                "DELETE FROM record_sources s \
+                 USING UNNEST($1::text[], $2::text[], $3::text[]) AS k(record_type, key, connector) \
+                 WHERE s.record_type = k.record_type AND s.key = k.key AND s.connector = k.connector",
+            )
+            .bind(drop.iter().map(|w| w.record_type.as_str()).collect::<Vec<_>>())
+            .bind(drop.iter().map(|w| w.key.as_str()).collect::<Vec<_>>())
+            .bind(drop.iter().map(|w| w.connector.as_str()).collect::<Vec<_>>())
+            .execute(&mut **tx)
+            .await
+            .map_err(query_err("dropping contribution bodies"))?;
         }
 
         if !plan.records.is_empty() {
@@ -343,15 +330,16 @@ impl Store for PgStore {
         };
         if !selected.events.is_empty() {
             let keys = merge::distinct_keys(&selected.events);
-            let hashes = Self::load_hashes(&mut tx, &keys).await?;
-            let dirty = merge::dirty_keys(&selected.events, &hashes);
-            let (records, sources) = Self::load_state(&mut tx, &dirty.known).await?;
-            let plan = merge::plan(&self.precedence, &selected, &dirty, records, sources).map_err(
-                |e| StoreError::Corrupt {
-                    context: "re-merging a record",
-                    reason: e.to_string(),
-                },
-            )?;
+            let heads = Self::load_heads(&mut tx, &keys).await?;
+            let dirty = merge::dirty_keys(&selected.events, &heads);
+            let bodies = Self::load_bodies(&mut tx, &dirty.known).await?;
+            let plan =
+                merge::plan(&self.precedence, &selected, &dirty, heads, bodies).map_err(|e| {
+                    StoreError::Corrupt {
+                        context: "re-merging a record",
+                        reason: e.to_string(),
+                    }
+                })?;
             Self::write_plan(&mut tx, &plan).await?;
             outcome.inserted = plan.outcome.inserted;
             outcome.updated = plan.outcome.updated;

@@ -21,7 +21,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{AssertSqlSafe, SqlSafeStr, Sqlite, Transaction};
 
-use super::merge::{self, LoadedRecord, LoadedSource, RecKey, SourceHash};
+use super::merge::{self, LoadedBody, RecKey, RecordHead};
 use super::{
     ApplyOutcome, Change, ChangeTuple, FailureCols, FailureFilter, FailureRow, FailureTuple,
     Precedence, RecordTuple, RecordVersion, Result, RunProgress, Stats, Store, StoreError,
@@ -123,63 +123,25 @@ impl SqliteStore {
         self.writer.close().await;
     }
 
-    async fn load_hashes(
+    /// The heads of the stored records among `keys`.
+    async fn load_heads(
         tx: &mut Transaction<'static, Sqlite>,
         keys: &[RecKey],
-    ) -> Result<Vec<SourceHash>> {
-        let rows: Vec<(String, String, String, String, bool)> = sqlx::query_as(
-            "SELECT s.record_type, s.key, s.connector, s.content_hash, s.deleted \
-             FROM json_each(?1) AS j CROSS JOIN record_sources AS s \
-             ON s.record_type = j.value->>0 AND s.key = j.value->>1",
+    ) -> Result<Vec<RecordHead>> {
+        let rows: Vec<(String, String, i64, i64, bool, String, String, String)> = sqlx::query_as(
+            "SELECT r.record_type, r.key, r.version, r.seq, r.deleted, r.division, r.content_hash, \
+               r.sources \
+             FROM json_each(?1) AS j CROSS JOIN records AS r \
+             ON r.record_type = j.value->>0 AND r.key = j.value->>1",
         )
         .bind(keys_json(keys))
         .fetch_all(&mut **tx)
         .await
-        .map_err(query_err("reading stored contribution hashes"))?;
+        .map_err(query_err("reading the stored heads of incoming records"))?;
         rows.into_iter()
-            .map(|(t, key, connector, content_hash, deleted)| {
-                Ok(SourceHash {
-                    record_type: record_type_of("contribution record type", &t)?,
-                    key,
-                    connector,
-                    content_hash,
-                    deleted,
-                })
-            })
-            .collect()
-    }
-
-    async fn load_state(
-        tx: &mut Transaction<'static, Sqlite>,
-        keys: &[RecKey],
-    ) -> Result<(Vec<LoadedRecord>, Vec<LoadedSource>)> {
-        if keys.is_empty() {
-            return Ok((Vec::new(), Vec::new()));
-        }
-        let keys = keys_json(keys);
-        let records: Vec<(String, String, i64, i64, bool, String, String, Option<String>)> = sqlx::query_as(
-            "SELECT r.record_type, r.key, r.version, r.seq, r.deleted, r.division, r.content_hash, r.data \
-             FROM json_each(?1) AS j CROSS JOIN records AS r \
-             ON r.record_type = j.value->>0 AND r.key = j.value->>1",
-        )
-        .bind(&keys)
-        .fetch_all(&mut **tx)
-        .await
-        .map_err(query_err("reading current records to re-merge"))?;
-        let sources: Vec<(String, String, String, String, bool, String, Option<String>, String)> = sqlx::query_as(
-            "SELECT s.record_type, s.key, s.connector, s.content_hash, s.deleted, s.division, s.data, s.lineage \
-             FROM json_each(?1) AS j CROSS JOIN record_sources AS s \
-             ON s.record_type = j.value->>0 AND s.key = j.value->>1",
-        )
-        .bind(&keys)
-        .fetch_all(&mut **tx)
-        .await
-        .map_err(query_err("reading contributions to re-merge"))?;
-        let records = records
-            .into_iter()
             .map(
-                |(t, key, version, seq, deleted, division, content_hash, data)| {
-                    Ok(LoadedRecord {
+                |(t, key, version, seq, deleted, division, content_hash, sources)| {
+                    Ok(RecordHead {
                         record_type: record_type_of("record type", &t)?,
                         key,
                         version,
@@ -187,29 +149,46 @@ impl SqliteStore {
                         deleted,
                         division,
                         content_hash,
-                        data,
+                        sources: parse_json("record sources", &sources)?,
                     })
                 },
             )
-            .collect::<Result<Vec<_>>>()?;
-        let sources = sources
-            .into_iter()
-            .map(
-                |(t, key, connector, content_hash, deleted, division, data, lineage)| {
-                    Ok(LoadedSource {
-                        record_type: record_type_of("contribution record type", &t)?,
-                        key,
-                        connector,
-                        content_hash,
-                        deleted,
-                        division,
-                        data,
-                        lineage: parse_json::<Lineage>("contribution lineage", &lineage)?,
-                    })
-                },
-            )
-            .collect::<Result<Vec<_>>>()?;
-        Ok((records, sources))
+            .collect()
+    }
+
+    /// Bodies of the dirty stored keys: the merged body and the contributions' own bodies.
+    async fn load_bodies(
+        tx: &mut Transaction<'static, Sqlite>,
+        known: &[(RecKey, i64)],
+    ) -> Result<Vec<LoadedBody>> {
+        if known.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<RecKey> = known.iter().map(|k| k.0.clone()).collect();
+        let rows: Vec<(String, String, Option<String>, String)> = sqlx::query_as(
+            "SELECT r.record_type, r.key, NULL, r.data \
+             FROM json_each(?1) AS j CROSS JOIN records AS r \
+             ON r.record_type = j.value->>0 AND r.key = j.value->>1 \
+             WHERE r.data IS NOT NULL \
+             UNION ALL \
+             SELECT s.record_type, s.key, s.connector, s.data \
+             FROM json_each(?1) AS j CROSS JOIN record_sources AS s \
+             ON s.record_type = j.value->>0 AND s.key = j.value->>1",
+        )
+        .bind(keys_json(&keys))
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(query_err("reading bodies to re-merge"))?;
+        rows.into_iter()
+            .map(|(t, key, connector, data)| {
+                Ok(LoadedBody {
+                    record_type: record_type_of("body record type", &t)?,
+                    key,
+                    connector,
+                    data,
+                })
+            })
+            .collect()
     }
 
     async fn write_plan(
@@ -231,33 +210,34 @@ impl SqliteStore {
             (last - n + 1..=last).collect()
         };
 
-        for chunk in plan.sources.chunks(ROWS_PER_INSERT) {
-            let sql = values_sql(
-                "INSERT INTO record_sources \
-                   (record_type, key, connector, content_hash, deleted, division, data, lineage, updated_at)",
-                9,
-                chunk.len(),
-                "ON CONFLICT (record_type, key, connector) DO UPDATE SET \
-                   content_hash = excluded.content_hash, deleted = excluded.deleted, \
-                   division = excluded.division, data = excluded.data, lineage = excluded.lineage, \
-                   updated_at = excluded.updated_at",
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for w in chunk {
-                q = q
-                    .bind(w.record_type.as_str())
-                    .bind(w.key.as_str())
-                    .bind(w.connector.as_str())
-                    .bind(w.content_hash.as_str())
-                    .bind(w.deleted)
-                    .bind(w.division.as_str())
-                    .bind(w.data.as_deref())
-                    .bind(w.lineage.as_str())
-                    .bind(now);
-            }
+        for w in &plan.bodies {
+            // Contributions with bodies of their own are rare (only conflicting sources), so
+            // one statement per row is fine here.
+            let q = match w.data.as_deref() {
+                Some(data) => sqlx::query(
+                    "INSERT INTO record_sources \
+                       (record_type, key, connector, content_hash, data, updated_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+                     ON CONFLICT (record_type, key, connector) DO UPDATE SET \
+                       content_hash = excluded.content_hash, data = excluded.data, \
+                       updated_at = excluded.updated_at",
+                )
+                .bind(w.record_type.as_str())
+                .bind(w.key.as_str())
+                .bind(w.connector.as_str())
+                .bind(w.content_hash.as_str())
+                .bind(data)
+                .bind(now),
+                None => sqlx::query(
+                    "DELETE FROM record_sources WHERE record_type = ?1 AND key = ?2 AND connector = ?3",
+                )
+                .bind(w.record_type.as_str())
+                .bind(w.key.as_str())
+                .bind(w.connector.as_str()),
+            };
             q.execute(&mut **tx)
                 .await
-                .map_err(query_err("writing contributions"))?;
+                .map_err(query_err("writing contribution bodies"))?;
         }
 
         for chunk in plan.records.chunks(ROWS_PER_INSERT) {
@@ -394,15 +374,16 @@ impl Store for SqliteStore {
         };
         if !selected.events.is_empty() {
             let keys = merge::distinct_keys(&selected.events);
-            let hashes = Self::load_hashes(&mut tx, &keys).await?;
-            let dirty = merge::dirty_keys(&selected.events, &hashes);
-            let (records, sources) = Self::load_state(&mut tx, &dirty.known).await?;
-            let plan = merge::plan(&self.precedence, &selected, &dirty, records, sources).map_err(
-                |e| StoreError::Corrupt {
-                    context: "re-merging a record",
-                    reason: e.to_string(),
-                },
-            )?;
+            let heads = Self::load_heads(&mut tx, &keys).await?;
+            let dirty = merge::dirty_keys(&selected.events, &heads);
+            let bodies = Self::load_bodies(&mut tx, &dirty.known).await?;
+            let plan =
+                merge::plan(&self.precedence, &selected, &dirty, heads, bodies).map_err(|e| {
+                    StoreError::Corrupt {
+                        context: "re-merging a record",
+                        reason: e.to_string(),
+                    }
+                })?;
             Self::write_plan(&mut tx, &plan, now).await?;
             outcome.inserted = plan.outcome.inserted;
             outcome.updated = plan.outcome.updated;
