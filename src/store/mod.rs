@@ -26,9 +26,15 @@ pub enum StoreError {
     #[error("store migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("store query failed while {context}: {source}")]
-    Query { context: &'static str, source: sqlx::Error },
+    Query {
+        context: &'static str,
+        source: sqlx::Error,
+    },
     #[error("stored data is corrupt ({context}): {reason}")]
-    Corrupt { context: &'static str, reason: String },
+    Corrupt {
+        context: &'static str,
+        reason: String,
+    },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -215,11 +221,1062 @@ pub trait Store: Send + Sync {
     async fn run_progress(&self, run_id: &str) -> Result<RunProgress>;
 
     /// Changes after `after_seq` in sequence order, optionally of one type.
-    async fn changes(&self, record_type: Option<RecordType>, after_seq: i64, limit: u32) -> Result<Vec<Change>>;
+    async fn changes(
+        &self,
+        record_type: Option<RecordType>,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<Change>>;
 
     /// `true` when the store answers a trivial query (readiness).
     async fn ping(&self) -> bool;
 
     /// `postgres` or `sqlite`.
     fn kind(&self) -> &'static str;
+}
+
+/// Maps a sqlx error to [`StoreError::Query`] naming what the store was doing.
+pub(crate) fn query_err(context: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |source| StoreError::Query { context, source }
+}
+
+/// Parses JSON text the store wrote itself; failure means the row was altered behind our back.
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
+    context: &'static str,
+    text: &str,
+) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+        context,
+        reason: e.to_string(),
+    })
+}
+
+/// Parses a stored enum name (record type, stage, status) through its serde spelling.
+pub(crate) fn parse_name<T: serde::de::DeserializeOwned>(
+    context: &'static str,
+    name: &str,
+) -> Result<T> {
+    serde_json::from_value(Value::String(name.to_owned())).map_err(|e| StoreError::Corrupt {
+        context,
+        reason: format!("unknown name `{name}`: {e}"),
+    })
+}
+
+pub(crate) fn record_type_of(context: &'static str, name: &str) -> Result<RecordType> {
+    name.parse()
+        .map_err(|e: crate::record::UnknownRecordType| StoreError::Corrupt {
+            context,
+            reason: e.to_string(),
+        })
+}
+
+pub(crate) fn status_name(status: FailureStatus) -> &'static str {
+    match status {
+        FailureStatus::Open => "open",
+        FailureStatus::Replayed => "replayed",
+        FailureStatus::Resolved => "resolved",
+        FailureStatus::Discarded => "discarded",
+    }
+}
+
+pub(crate) fn time_from_micros(context: &'static str, micros: i64) -> Result<DateTime<Utc>> {
+    DateTime::from_timestamp_micros(micros).ok_or_else(|| StoreError::Corrupt {
+        context,
+        reason: format!("timestamp {micros} µs is out of range"),
+    })
+}
+
+/// Default and ceiling of `FailureFilter::limit` (0 means the default).
+pub(crate) fn failure_limit(limit: u32) -> i64 {
+    match limit {
+        0 => 100,
+        n => i64::from(n.min(10_000)),
+    }
+}
+
+/// Column values of failures being recorded, shared by both backends.
+pub(crate) struct FailureCols {
+    pub ids: Vec<String>,
+    pub stages: Vec<&'static str>,
+    pub connectors: Vec<String>,
+    pub streams: Vec<String>,
+    pub record_types: Vec<Option<&'static str>>,
+    pub natural_keys: Vec<Option<String>>,
+    pub upstream_ids: Vec<Option<String>>,
+    pub raws: Vec<String>,
+    pub normalized: Vec<Option<String>>,
+    pub errors: Vec<String>,
+    pub lineages: Vec<String>,
+    /// How often the id occurs in the call (a failure listed twice is two attempts).
+    pub attempts: Vec<i64>,
+}
+
+impl FailureCols {
+    /// One row per failure id, the last occurrence's content winning.
+    pub(crate) fn from_failures(failures: &[Failure]) -> FailureCols {
+        let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        let mut rows: Vec<(&Failure, i64)> = Vec::new();
+        for f in failures {
+            match index.get(f.id.as_str()) {
+                Some(&i) => {
+                    rows[i].0 = f;
+                    rows[i].1 += 1;
+                }
+                None => {
+                    index.insert(&f.id, rows.len());
+                    rows.push((f, 1));
+                }
+            }
+        }
+        FailureCols {
+            ids: rows.iter().map(|(f, _)| f.id.clone()).collect(),
+            stages: rows.iter().map(|(f, _)| f.stage.as_str()).collect(),
+            connectors: rows.iter().map(|(f, _)| f.connector.clone()).collect(),
+            streams: rows.iter().map(|(f, _)| f.stream.clone()).collect(),
+            record_types: rows
+                .iter()
+                .map(|(f, _)| f.record_type.map(RecordType::as_str))
+                .collect(),
+            natural_keys: rows.iter().map(|(f, _)| f.natural_key.clone()).collect(),
+            upstream_ids: rows.iter().map(|(f, _)| f.upstream_id.clone()).collect(),
+            raws: rows.iter().map(|(f, _)| f.raw.clone()).collect(),
+            normalized: rows
+                .iter()
+                .map(|(f, _)| f.normalized.as_ref().map(Value::to_string))
+                .collect(),
+            errors: rows
+                .iter()
+                .map(|(f, _)| serde_json::to_string(&f.errors).unwrap_or_else(|_| "[]".into()))
+                .collect(),
+            lineages: rows
+                .iter()
+                .map(|(f, _)| serde_json::to_string(&f.lineage).unwrap_or_else(|_| "{}".into()))
+                .collect(),
+            attempts: rows.iter().map(|(_, n)| *n).collect(),
+        }
+    }
+}
+
+/// A failure row as both backends select it: id, stage, connector, stream, record_type,
+/// natural_key, upstream_id, raw, normalized, errors, lineage, attempts, status, first_seen µs,
+/// last_seen µs.
+pub(crate) type FailureTuple = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<String>,
+    String,
+    String,
+    i64,
+    String,
+    i64,
+    i64,
+);
+
+pub(crate) fn failure_from_tuple(t: FailureTuple) -> Result<FailureRow> {
+    let (
+        id,
+        stage,
+        connector,
+        stream,
+        record_type,
+        natural_key,
+        upstream_id,
+        raw,
+        normalized,
+        errors,
+        lineage,
+        attempts,
+        status,
+        first_seen,
+        last_seen,
+    ) = t;
+    Ok(FailureRow {
+        stage: parse_name("failure stage", &stage)?,
+        record_type: record_type
+            .as_deref()
+            .map(|n| record_type_of("failure record type", n))
+            .transpose()?,
+        normalized: normalized
+            .as_deref()
+            .map(|n| parse_json("failure normalized record", n))
+            .transpose()?,
+        errors: parse_json("failure errors", &errors)?,
+        lineage: parse_json("failure lineage", &lineage)?,
+        status: parse_name("failure status", &status)?,
+        first_seen: time_from_micros("failure first_seen", first_seen)?,
+        last_seen: time_from_micros("failure last_seen", last_seen)?,
+        id,
+        connector,
+        stream,
+        natural_key,
+        upstream_id,
+        raw,
+        attempts,
+    })
+}
+
+/// A current-record row as both backends select it: version, seq, deleted, division,
+/// content_hash, data, sources, updated_at µs.
+pub(crate) type RecordTuple = (i64, i64, bool, String, String, Option<String>, String, i64);
+
+pub(crate) fn record_from_tuple(
+    record_type: RecordType,
+    key: &str,
+    t: RecordTuple,
+) -> Result<StoredRecord> {
+    let (version, seq, deleted, division, content_hash, data, sources, updated_at) = t;
+    Ok(StoredRecord {
+        record_type,
+        key: key.to_owned(),
+        version,
+        seq,
+        deleted,
+        division,
+        content_hash,
+        data: data
+            .as_deref()
+            .map(|d| parse_json("record data", d))
+            .transpose()?
+            .unwrap_or(Value::Null),
+        sources: parse_json("record sources", &sources)?,
+        updated_at: time_from_micros("record updated_at", updated_at)?,
+    })
+}
+
+/// A history row: version, seq, deleted, content_hash, data, changed_at µs.
+pub(crate) type VersionTuple = (i64, i64, bool, String, Option<String>, i64);
+
+pub(crate) fn version_from_tuple(t: VersionTuple) -> Result<RecordVersion> {
+    let (version, seq, deleted, content_hash, data, changed_at) = t;
+    Ok(RecordVersion {
+        version,
+        seq,
+        deleted,
+        content_hash,
+        data: data
+            .as_deref()
+            .map(|d| parse_json("version data", d))
+            .transpose()?
+            .unwrap_or(Value::Null),
+        changed_at: time_from_micros("version changed_at", changed_at)?,
+    })
+}
+
+/// A feed row: seq, record_type, key, version, deleted, division, data, changed_at µs.
+pub(crate) type ChangeTuple = (i64, String, String, i64, bool, String, Option<String>, i64);
+
+pub(crate) fn change_from_tuple(t: ChangeTuple) -> Result<Change> {
+    let (seq, record_type, key, version, deleted, division, data, changed_at) = t;
+    Ok(Change {
+        seq,
+        record_type: record_type_of("change record type", &record_type)?,
+        key,
+        version,
+        deleted,
+        division,
+        data: data
+            .as_deref()
+            .map(|d| parse_json("change data", d))
+            .transpose()?
+            .unwrap_or(Value::Null),
+        changed_at: time_from_micros("change changed_at", changed_at)?,
+    })
+}
+
+/// The behaviour both backends must show, run against each of them by their own tests, and the
+/// apply throughput measurement.
+#[cfg(test)]
+pub(crate) mod testsuite {
+    use std::time::Instant;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::record::{Event, Op, content_hash};
+
+    pub fn precedence() -> Precedence {
+        let mut p = Precedence::default();
+        p.0.insert(
+            RecordType::Penalty,
+            vec!["provincial".into(), "credit".into()],
+        );
+        p
+    }
+
+    fn ev(
+        record_type: RecordType,
+        connector: &str,
+        key: &str,
+        op: Op,
+        data: Option<Value>,
+        run: &str,
+    ) -> Event {
+        let lineage = Lineage {
+            connector: connector.into(),
+            stream: "main".into(),
+            sync_run: run.into(),
+            page: "1".into(),
+            index: 0,
+        };
+        Event::new(
+            record_type,
+            key.into(),
+            "620822".into(),
+            op,
+            data,
+            &lineage,
+            None,
+        )
+    }
+
+    fn up(connector: &str, key: &str, data: Value) -> Event {
+        ev(
+            RecordType::Penalty,
+            connector,
+            key,
+            Op::Upsert,
+            Some(data),
+            "run-a",
+        )
+    }
+
+    fn del(connector: &str, key: &str) -> Event {
+        ev(
+            RecordType::Penalty,
+            connector,
+            key,
+            Op::Delete,
+            None,
+            "run-a",
+        )
+    }
+
+    fn batch(events: Vec<Event>) -> Batch {
+        Batch::new("penalty.62.6208.620822.test".into(), events)
+    }
+
+    fn outcome(inserted: u64, updated: u64, unchanged: u64, deleted: u64) -> ApplyOutcome {
+        ApplyOutcome {
+            duplicate_batches: 0,
+            inserted,
+            updated,
+            unchanged,
+            deleted,
+        }
+    }
+
+    pub async fn run(store: &dyn Store) {
+        lifecycle_and_history(store).await;
+        redelivery_changes_nothing(store).await;
+        same_key_in_one_call(store).await;
+        cross_source_merge(store).await;
+        change_feed(store).await;
+        failures(store).await;
+        checkpoints_and_runs(store).await;
+        stats(store).await;
+    }
+
+    async fn lifecycle_and_history(store: &dyn Store) {
+        let v1 = json!({"doc": "甘灵罚〔2025〕1号", "amount": 1000});
+        assert_eq!(
+            store
+                .apply(&[batch(vec![up("provincial", "k1", v1.clone())])])
+                .await
+                .unwrap(),
+            outcome(1, 0, 0, 0)
+        );
+        let r = store
+            .get_record(RecordType::Penalty, "k1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (r.version, r.deleted, r.division.as_str()),
+            (1, false, "620822")
+        );
+        assert_eq!(r.data, v1);
+        assert_eq!(r.content_hash, content_hash(&v1));
+        assert_eq!(r.sources.len(), 1);
+        assert_eq!(r.sources[0].connector, "provincial");
+        assert_eq!(r.sources[0].lineage.sync_run, "run-a");
+        let versions = store.version_count().await.unwrap();
+
+        // The same content again, in a new batch: nothing new.
+        assert_eq!(
+            store
+                .apply(&[batch(vec![up("provincial", "k1", v1.clone())])])
+                .await
+                .unwrap(),
+            outcome(0, 0, 1, 0)
+        );
+        assert_eq!(store.version_count().await.unwrap(), versions);
+
+        let v2 = json!({"doc": "甘灵罚〔2025〕1号", "amount": 2000});
+        assert_eq!(
+            store
+                .apply(&[batch(vec![up("provincial", "k1", v2.clone())])])
+                .await
+                .unwrap(),
+            outcome(0, 1, 0, 0)
+        );
+        let r2 = store
+            .get_record(RecordType::Penalty, "k1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((r2.version, r2.data.clone()), (2, v2.clone()));
+        assert!(r2.seq > r.seq);
+
+        assert_eq!(
+            store
+                .apply(&[batch(vec![del("provincial", "k1")])])
+                .await
+                .unwrap(),
+            outcome(0, 0, 0, 1)
+        );
+        let t = store
+            .get_record(RecordType::Penalty, "k1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (t.version, t.deleted, t.data.clone()),
+            (3, true, Value::Null)
+        );
+        assert!(t.sources[0].deleted);
+        assert!(
+            !store
+                .keys(RecordType::Penalty)
+                .await
+                .unwrap()
+                .contains(&"k1".to_string())
+        );
+
+        // Deleting again, or deleting what was never stored, is a no-op without a tombstone.
+        assert_eq!(
+            store
+                .apply(&[batch(vec![
+                    del("provincial", "k1"),
+                    del("provincial", "never")
+                ])])
+                .await
+                .unwrap(),
+            outcome(0, 0, 2, 0)
+        );
+        assert!(
+            store
+                .get_record(RecordType::Penalty, "never")
+                .await
+                .unwrap()
+                .is_none()
+        );
+
+        let h = store.history(RecordType::Penalty, "k1").await.unwrap();
+        assert_eq!(h.iter().map(|v| v.version).collect::<Vec<_>>(), [1, 2, 3]);
+        assert!(h.windows(2).all(|w| w[0].seq < w[1].seq));
+        assert_eq!(
+            (h[0].data.clone(), h[1].data.clone(), h[2].data.clone()),
+            (v1, v2.clone(), Value::Null)
+        );
+        assert!(h[2].deleted && h[2].content_hash.is_empty());
+
+        // The upstream brings it back: a live key again.
+        assert_eq!(
+            store
+                .apply(&[batch(vec![up("provincial", "k1", v2.clone())])])
+                .await
+                .unwrap(),
+            outcome(1, 0, 0, 0)
+        );
+        let back = store
+            .get_record(RecordType::Penalty, "k1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((back.version, back.deleted, back.data), (4, false, v2));
+        assert!(
+            store
+                .keys(RecordType::Penalty)
+                .await
+                .unwrap()
+                .contains(&"k1".to_string())
+        );
+    }
+
+    async fn redelivery_changes_nothing(store: &dyn Store) {
+        let events = (0..3)
+            .map(|i| {
+                ev(
+                    RecordType::Agency,
+                    "provincial",
+                    &format!("agency-{i}"),
+                    Op::Upsert,
+                    Some(json!({"n": i})),
+                    "run-r",
+                )
+            })
+            .collect();
+        let b = Batch::new("agency.62.6208.620822.provincial".into(), events);
+        assert_eq!(
+            store.apply(std::slice::from_ref(&b)).await.unwrap(),
+            outcome(3, 0, 0, 0)
+        );
+        let versions = store.version_count().await.unwrap();
+        let feed = store.changes(None, 0, 10_000).await.unwrap();
+        let again = store.apply(&[b.clone(), b.clone()]).await.unwrap();
+        assert_eq!(
+            again,
+            ApplyOutcome {
+                duplicate_batches: 2,
+                ..Default::default()
+            }
+        );
+        assert_eq!(store.version_count().await.unwrap(), versions);
+        assert_eq!(store.changes(None, 0, 10_000).await.unwrap(), feed);
+        assert_eq!(store.run_progress("run-r").await.unwrap().ingested, 3);
+
+        // A batch delivered twice inside one call is applied and counted once.
+        let events = vec![ev(
+            RecordType::Agency,
+            "provincial",
+            "agency-9",
+            Op::Upsert,
+            Some(json!({"n": 9})),
+            "run-r",
+        )];
+        let b2 = Batch::new("agency.62.6208.620822.provincial".into(), events);
+        let o = store.apply(&[b2.clone(), b2]).await.unwrap();
+        assert_eq!(
+            o,
+            ApplyOutcome {
+                duplicate_batches: 1,
+                inserted: 1,
+                ..Default::default()
+            }
+        );
+        assert_eq!(store.run_progress("run-r").await.unwrap().ingested, 4);
+    }
+
+    async fn same_key_in_one_call(store: &dyn Store) {
+        let b1 = batch(vec![
+            up("provincial", "s1", json!({"a": 1})),
+            up("provincial", "s1", json!({"a": 1})),
+        ]);
+        let b2 = batch(vec![
+            up("provincial", "s1", json!({"a": 2})),
+            del("provincial", "s1"),
+        ]);
+        let b3 = batch(vec![up("provincial", "s1", json!({"a": 3}))]);
+        assert_eq!(
+            store.apply(&[b1, b2, b3]).await.unwrap(),
+            outcome(2, 1, 1, 1)
+        );
+        let h = store.history(RecordType::Penalty, "s1").await.unwrap();
+        let shape: Vec<(i64, bool)> = h.iter().map(|v| (v.version, v.deleted)).collect();
+        assert_eq!(shape, [(1, false), (2, false), (3, true), (4, false)]);
+        assert!(h.windows(2).all(|w| w[0].seq < w[1].seq));
+        let r = store
+            .get_record(RecordType::Penalty, "s1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((r.version, r.seq, r.data), (4, h[3].seq, json!({"a": 3})));
+    }
+
+    async fn cross_source_merge(store: &dyn Store) {
+        let low = json!({"a": "low", "b": "only-low", "c": null});
+        assert_eq!(
+            store
+                .apply(&[batch(vec![up("credit", "m", low)])])
+                .await
+                .unwrap(),
+            outcome(1, 0, 0, 0)
+        );
+        let high = json!({"a": "high", "c": "high-c"});
+        assert_eq!(
+            store
+                .apply(&[batch(vec![up("provincial", "m", high)])])
+                .await
+                .unwrap(),
+            outcome(0, 1, 0, 0)
+        );
+        let r = store
+            .get_record(RecordType::Penalty, "m")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.data, json!({"a": "high", "c": "high-c", "b": "only-low"}));
+        assert_eq!(r.content_hash, content_hash(&r.data));
+        let by: BTreeMap<&str, &SourceContribution> = r
+            .sources
+            .iter()
+            .map(|s| (s.connector.as_str(), s))
+            .collect();
+        assert_eq!(
+            r.sources[0].connector, "provincial",
+            "sources are listed by precedence"
+        );
+        assert!(by["provincial"].overridden_fields.is_empty());
+        assert_eq!(by["credit"].overridden_fields, ["a"]);
+
+        // A lower-precedence update changes only what the higher source leaves open.
+        let low2 = json!({"a": "low2", "b": "only-low2"});
+        assert_eq!(
+            store
+                .apply(&[batch(vec![up("credit", "m", low2)])])
+                .await
+                .unwrap(),
+            outcome(0, 1, 0, 0)
+        );
+        let r = store
+            .get_record(RecordType::Penalty, "m")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            r.data,
+            json!({"a": "high", "c": "high-c", "b": "only-low2"})
+        );
+        assert_eq!(r.version, 3);
+        let low3 = json!({"a": "low3", "b": "only-low2"});
+        assert_eq!(
+            store
+                .apply(&[batch(vec![up("credit", "m", low3)])])
+                .await
+                .unwrap(),
+            outcome(0, 0, 1, 0)
+        );
+        let r = store
+            .get_record(RecordType::Penalty, "m")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.version, 3);
+        let credit = r.sources.iter().find(|s| s.connector == "credit").unwrap();
+        assert_eq!(
+            credit.content_hash,
+            content_hash(&json!({"a": "low3", "b": "only-low2"}))
+        );
+
+        // The higher source withdraws: the lower one's values come through; then none is left.
+        assert_eq!(
+            store
+                .apply(&[batch(vec![del("provincial", "m")])])
+                .await
+                .unwrap(),
+            outcome(0, 1, 0, 0)
+        );
+        let r = store
+            .get_record(RecordType::Penalty, "m")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.data, json!({"a": "low3", "b": "only-low2"}));
+        assert!(r.sources.iter().all(|s| s.overridden_fields.is_empty()));
+        assert_eq!(
+            store
+                .apply(&[batch(vec![del("credit", "m")])])
+                .await
+                .unwrap(),
+            outcome(0, 0, 0, 1)
+        );
+        let r = store
+            .get_record(RecordType::Penalty, "m")
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(r.deleted);
+        assert_eq!(r.version, 5);
+    }
+
+    async fn change_feed(store: &dyn Store) {
+        let all = store.changes(None, 0, 100_000).await.unwrap();
+        assert_eq!(all.len() as i64, store.version_count().await.unwrap());
+        assert!(all.windows(2).all(|w| w[0].seq < w[1].seq));
+        // Paging by the last seen sequence yields exactly the same rows.
+        let mut paged = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = store.changes(None, after, 3).await.unwrap();
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            paged.extend(page);
+        }
+        assert_eq!(paged, all);
+        let agencies = store
+            .changes(Some(RecordType::Agency), 0, 1000)
+            .await
+            .unwrap();
+        assert_eq!(agencies.len(), 4);
+        assert!(
+            agencies
+                .iter()
+                .all(|c| c.record_type == RecordType::Agency && c.version == 1)
+        );
+        // Every change matches the record's history.
+        for c in all.iter().filter(|c| c.key == "k1") {
+            let h = store.history(c.record_type, &c.key).await.unwrap();
+            let v = h.iter().find(|v| v.version == c.version).unwrap();
+            assert_eq!((v.seq, &v.data, v.deleted), (c.seq, &c.data, c.deleted));
+        }
+        // A later apply only adds after the previous end.
+        let end = all.last().map(|c| c.seq).unwrap_or_default();
+        store
+            .apply(&[batch(vec![up("provincial", "late", json!({"x": 1}))])])
+            .await
+            .unwrap();
+        let tail = store
+            .changes(Some(RecordType::Penalty), end, 10)
+            .await
+            .unwrap();
+        assert_eq!(tail.len(), 1);
+        assert_eq!(
+            (tail[0].key.as_str(), tail[0].division.as_str()),
+            ("late", "620822")
+        );
+    }
+
+    fn failure(id_seed: &str, connector: &str, code: &str) -> Failure {
+        let lineage = Lineage {
+            connector: connector.into(),
+            stream: "penalties".into(),
+            sync_run: "run-f".into(),
+            page: "7".into(),
+            index: 3,
+        };
+        Failure {
+            id: Failure::make_id(
+                Stage::Normalize,
+                connector,
+                "penalties",
+                Some(id_seed),
+                "{}",
+            ),
+            stage: Stage::Normalize,
+            connector: connector.into(),
+            stream: "penalties".into(),
+            record_type: Some(RecordType::Penalty),
+            natural_key: Some(format!("key-{id_seed}")),
+            upstream_id: Some(id_seed.into()),
+            raw: format!("{{\"id\":\"{id_seed}\",\"名称\":\"x\"}}"),
+            normalized: Some(json!({"doc": id_seed})),
+            errors: vec![FieldError {
+                code: code.into(),
+                path: "/party_code".into(),
+                schema_path: String::new(),
+                message: "bad".into(),
+            }],
+            lineage,
+        }
+    }
+
+    async fn failures(store: &dyn Store) {
+        let f1 = failure("u1", "credit", "USCC_CHECK_DIGIT");
+        let f2 = failure("u2", "credit", "SCHEMA_REQUIRED");
+        let f3 = failure("u3", "hotline", "USCC_CHECK_DIGIT");
+        store
+            .record_failures("run-f", &[f1.clone(), f2.clone(), f3.clone()])
+            .await
+            .unwrap();
+        assert_eq!(store.run_progress("run-f").await.unwrap().failed, 3);
+        let g = store.get_failure(&f1.id).await.unwrap().unwrap();
+        assert_eq!(
+            (g.attempts, g.status, g.raw.as_str()),
+            (1, FailureStatus::Open, f1.raw.as_str())
+        );
+        assert_eq!(
+            (g.errors.clone(), g.lineage.clone(), g.normalized.clone()),
+            (f1.errors.clone(), f1.lineage.clone(), f1.normalized.clone())
+        );
+        assert_eq!(g.first_seen, g.last_seen);
+
+        // The same record failing again: one entry, attempts up, errors replaced, not a new failure.
+        let mut f1b = f1.clone();
+        f1b.errors[0].code = "OFFICERS_MIN_2".into();
+        store
+            .record_failures("run-f", &[f1b.clone()])
+            .await
+            .unwrap();
+        let g2 = store.get_failure(&f1.id).await.unwrap().unwrap();
+        assert_eq!((g2.attempts, g2.errors.clone()), (2, f1b.errors.clone()));
+        assert!(g2.last_seen >= g.last_seen && g2.first_seen == g.first_seen);
+        assert_eq!(store.run_progress("run-f").await.unwrap().failed, 3);
+        assert!(store.get_failure("nope").await.unwrap().is_none());
+
+        let by_code = store
+            .list_failures(&FailureFilter {
+                code: Some("USCC_CHECK_DIGIT".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            by_code.iter().map(|f| f.id.clone()).collect::<Vec<_>>(),
+            [f3.id.clone()]
+        );
+        let credit = store
+            .list_failures(&FailureFilter {
+                connector: Some("credit".into()),
+                status: Some(FailureStatus::Open),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(credit.len(), 2);
+        let mut ids = vec![f1.id.clone(), f2.id.clone(), f3.id.clone()];
+        ids.sort();
+        let first = store
+            .list_failures(&FailureFilter {
+                limit: 2,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let rest = store
+            .list_failures(&FailureFilter {
+                limit: 2,
+                after_id: first.last().map(|f| f.id.clone()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let paged: Vec<String> = first.iter().chain(&rest).map(|f| f.id.clone()).collect();
+        assert_eq!(paged, ids);
+        let none = store
+            .list_failures(&FailureFilter {
+                stage: Some(Stage::Pull),
+                record_type: Some(RecordType::Penalty),
+                stream: Some("penalties".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert!(none.is_empty());
+    }
+
+    async fn checkpoints_and_runs(store: &dyn Store) {
+        assert_eq!(store.checkpoint("credit", "penalties").await.unwrap(), None);
+        store
+            .save_checkpoint("credit", "penalties", "page=3")
+            .await
+            .unwrap();
+        store
+            .save_checkpoint("credit", "penalties", "page=4")
+            .await
+            .unwrap();
+        store
+            .save_checkpoint("credit", "licenses", "c-1")
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .checkpoint("credit", "penalties")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("page=4")
+        );
+        assert_eq!(
+            store
+                .checkpoint("credit", "licenses")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("c-1")
+        );
+
+        assert_eq!(
+            store.run_progress("run-p").await.unwrap(),
+            RunProgress::default()
+        );
+        store.begin_run("run-p").await.unwrap();
+        store.begin_run("run-p").await.unwrap();
+        store.add_published("run-p", 2).await.unwrap();
+        store.add_published("run-p", 3).await.unwrap();
+        let events = vec![
+            ev(
+                RecordType::License,
+                "credit",
+                "l1",
+                Op::Upsert,
+                Some(json!({"l": 1})),
+                "run-p",
+            ),
+            ev(
+                RecordType::License,
+                "credit",
+                "l2",
+                Op::Upsert,
+                Some(json!({"l": 2})),
+                "run-p",
+            ),
+            ev(
+                RecordType::License,
+                "credit",
+                "l3",
+                Op::Upsert,
+                Some(json!({"l": 3})),
+                "run-q",
+            ),
+        ];
+        store
+            .apply(&[Batch::new("license.62.6208.620822.credit".into(), events)])
+            .await
+            .unwrap();
+        assert_eq!(
+            store.run_progress("run-p").await.unwrap(),
+            RunProgress {
+                published: 5,
+                ingested: 2,
+                failed: 0
+            }
+        );
+        assert_eq!(store.run_progress("run-q").await.unwrap().ingested, 1);
+        // A run with no failures gets a row (and zero) when its failures are recorded.
+        store.record_failures("run-z", &[]).await.unwrap();
+        assert_eq!(
+            store.run_progress("run-z").await.unwrap(),
+            RunProgress::default()
+        );
+    }
+
+    async fn stats(store: &dyn Store) {
+        let s = store.stats().await.unwrap();
+        // penalty: k1, s1, late live (m is a tombstone); agency 0..2 and 9; license l1..l3.
+        let expect: BTreeMap<String, i64> = [("penalty", 3), ("agency", 4), ("license", 3)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        assert_eq!(s.records, expect);
+        let failures: BTreeMap<String, i64> = [("credit", 2), ("hotline", 1)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        assert_eq!(s.failures, failures);
+        assert_eq!(
+            store.keys(RecordType::Penalty).await.unwrap(),
+            ["k1", "late", "s1"]
+        );
+        assert!(store.ping().await);
+    }
+
+    /// A penalty-like national record of about 1.3 KB.
+    pub fn penalty_record(i: usize, revision: usize) -> Value {
+        json!({
+            "decision_no": format!("灵市监罚〔2025〕{i}号"),
+            "agency_code": "11621022MB1234567X",
+            "agency_name": "灵台县市场监督管理局",
+            "party_type": "legal_person",
+            "party_name": format!("灵台县某某商贸有限公司{i}"),
+            "party_code": "91620822MA71234567",
+            "legal_representative": "张三",
+            "party_address": "甘肃省平凉市灵台县中台镇西大街123号",
+            "violation_facts": "当事人在其经营场所销售超过保质期的食品，货值金额较小，违反了《中华人民共和国食品安全法》第三十四条第（十）项的规定。经查，当事人于2025年3月购进该批食品。",
+            "legal_basis": "《中华人民共和国食品安全法》第一百二十四条第一款第（五）项",
+            "penalty_types": ["warning", "fine", "confiscation"],
+            "fine_amount": 5000 + revision,
+            "confiscation_amount": 320.5,
+            "decision_date": "2025-06-18",
+            "publish_date": "2025-06-25",
+            "valid_until": "2028-06-25",
+            "division": "620822",
+            "officers": [{"name": "李四", "cert_no": "62082200123"}, {"name": "王五", "cert_no": "62082200456"}],
+            "status": "effective",
+            "source_url": format!("https://example.gov.cn/penalty/{i}"),
+            "remarks": "依法从轻处罚"
+        })
+    }
+
+    /// CPU seconds (user + system) from /proc: of this process, and of every `postgres`
+    /// process. The box is shared with builds, so wall time alone says little.
+    fn cpu_seconds() -> (f64, f64) {
+        fn ticks(stat: &str) -> Option<(String, f64)> {
+            let open = stat.find('(')?;
+            let close = stat.rfind(')')?;
+            let comm = stat[open + 1..close].to_string();
+            let f: Vec<&str> = stat.get(close + 2..)?.split(' ').collect();
+            let t = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+            Some((comm, t / 100.0))
+        }
+        let own = std::fs::read_to_string("/proc/self/stat")
+            .ok()
+            .and_then(|s| ticks(&s))
+            .map(|t| t.1)
+            .unwrap_or(0.0);
+        let mut pg = 0.0;
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            if let Ok(stat) = std::fs::read_to_string(entry.path().join("stat"))
+                && let Some((comm, t)) = ticks(&stat)
+                && comm.starts_with("postgres")
+            {
+                pg += t;
+            }
+        }
+        (own, pg)
+    }
+
+    async fn timed(
+        store: &dyn Store,
+        label: &str,
+        calls: Vec<Vec<Batch>>,
+        n: usize,
+    ) -> ApplyOutcome {
+        let (own0, pg0) = cpu_seconds();
+        let start = Instant::now();
+        let mut total = ApplyOutcome::default();
+        for call in &calls {
+            total += store.apply(call).await.unwrap();
+        }
+        let secs = start.elapsed().as_secs_f64();
+        let (own1, pg1) = cpu_seconds();
+        let cpu = (own1 - own0) + (pg1 - pg0);
+        println!(
+            "{} {label}: {n} events in {secs:.2} s wall = {:.0} events/s; CPU {:.2} s here + {:.2} s \
+             postgres = {:.0} events per CPU-second ({total:?})",
+            store.kind(),
+            n as f64 / secs,
+            own1 - own0,
+            pg1 - pg0,
+            n as f64 / cpu.max(0.001),
+        );
+        total
+    }
+
+    /// Applies `n` synthetic 1.3 KB penalty events in calls of 2,000 events (8 batches of 250),
+    /// first as new records, then the same content again, then a change to every record.
+    pub async fn bench(store: &dyn Store, n: usize) {
+        let size = penalty_record(0, 0).to_string().len();
+        println!("{}: record body {size} bytes", store.kind());
+        let make = |revision: usize| -> Vec<Vec<Batch>> {
+            let events: Vec<Event> = (0..n)
+                .map(|i| {
+                    ev(
+                        RecordType::Penalty,
+                        "credit",
+                        &format!("bench-{i}"),
+                        Op::Upsert,
+                        Some(penalty_record(i, revision)),
+                        "bench",
+                    )
+                })
+                .collect();
+            events
+                .chunks(2000)
+                .map(|call| call.chunks(250).map(|b| batch(b.to_vec())).collect())
+                .collect()
+        };
+        let fresh = timed(store, "insert", make(0), n).await;
+        assert_eq!(fresh.inserted as usize, n);
+        let same = timed(store, "unchanged re-sync", make(0), n).await;
+        assert_eq!(same.unchanged as usize, n);
+        let changed = timed(store, "update", make(1), n).await;
+        assert_eq!(changed.updated as usize, n);
+        assert_eq!(store.version_count().await.unwrap() as usize, 2 * n);
+    }
 }
