@@ -27,9 +27,17 @@ pub struct BenchArgs {
     #[arg(long, default_value = "both")]
     pub target: String,
     /// PostgreSQL server for the `amqp` target (a fresh database is created on it and dropped).
-    #[arg(long, env = "XIEZHI_BENCH_DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    #[arg(
+        long,
+        env = "XIEZHI_BENCH_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/test"
+    )]
     pub database_url: String,
-    #[arg(long, env = "XIEZHI_BENCH_AMQP_URL", default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+    #[arg(
+        long,
+        env = "XIEZHI_BENCH_AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
     pub amqp_url: String,
     /// First simulator port.
     #[arg(long, default_value_t = 19081)]
@@ -54,7 +62,17 @@ pub struct BenchResult {
 pub async fn run(config: &mut Config, args: BenchArgs) -> anyhow::Result<i32> {
     let exe = std::env::current_exe().context("locating the xiezhi binary")?;
     let mut child = tokio::process::Command::new(exe)
-        .args(["simulate", "--seed", "7", "--invalid-rate", "0", "--records", &args.records.to_string(), "--base-port", &args.base_port.to_string()])
+        .args([
+            "simulate",
+            "--seed",
+            "7",
+            "--invalid-rate",
+            "0",
+            "--records",
+            &args.records.to_string(),
+            "--base-port",
+            &args.base_port.to_string(),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -76,7 +94,8 @@ pub async fn run(config: &mut Config, args: BenchArgs) -> anyhow::Result<i32> {
     for t in targets {
         let r = match t {
             "embedded" => {
-                let dir = std::env::temp_dir().join(format!("xiezhi-bench-{}", uuid::Uuid::new_v4()));
+                let dir =
+                    std::env::temp_dir().join(format!("xiezhi-bench-{}", uuid::Uuid::new_v4()));
                 let mut c = config.clone();
                 c.database_url = None;
                 c.amqp_url = None;
@@ -104,11 +123,20 @@ pub async fn run(config: &mut Config, args: BenchArgs) -> anyhow::Result<i32> {
     }
     child.kill().await.ok();
 
-    println!("{:<36} {:>10} {:>8} {:>12} {:>8} {:>8} {:>10}", "target", "records", "seconds", "records/s", "p50 ms", "p99 ms", "peak MB");
+    println!(
+        "{:<36} {:>10} {:>8} {:>12} {:>8} {:>8} {:>10}",
+        "target", "records", "seconds", "records/s", "p50 ms", "p99 ms", "peak MB"
+    );
     for r in &results {
         println!(
             "{:<36} {:>10} {:>8.1} {:>12.0} {:>8} {:>8} {:>10.1}",
-            r.target, r.records, r.seconds, r.records_per_sec, r.latency_p50_ms, r.latency_p99_ms, r.peak_rss_mb
+            r.target,
+            r.records,
+            r.seconds,
+            r.records_per_sec,
+            r.latency_p50_ms,
+            r.latency_p99_ms,
+            r.peak_rss_mb
         );
         if args.json {
             println!("{}", serde_json::to_string(r)?);
@@ -123,7 +151,10 @@ async fn measure(target: &str, config: Config) -> anyhow::Result<BenchResult> {
     let hist = Arc::new(LatencyHistogram::default());
     let cancel = CancellationToken::new();
     let writers = rt.spawn_writers_with(&cancel, Some(hist.clone()));
-    let pullers = rt.pullers(&Selection { connector: Some("credit-platform".into()), stream: Some("penalties".into()) })?;
+    let pullers = rt.pullers(&Selection {
+        connector: Some("credit-platform".into()),
+        stream: Some("penalties".into()),
+    })?;
     let started = Instant::now();
     let report = rt.sync_once(&pullers, |_| {}).await?;
     let seconds = started.elapsed().as_secs_f64();
@@ -132,7 +163,14 @@ async fn measure(target: &str, config: Config) -> anyhow::Result<BenchResult> {
         w.await??;
     }
     if !report.complete() {
-        anyhow::bail!("the benchmark sync did not complete: {:?}", report.streams.iter().filter_map(|s| s.error.clone()).collect::<Vec<_>>());
+        anyhow::bail!(
+            "the benchmark sync did not complete: {:?}",
+            report
+                .streams
+                .iter()
+                .filter_map(|s| s.error.clone())
+                .collect::<Vec<_>>()
+        );
     }
     Ok(BenchResult {
         target: target.to_owned(),
@@ -147,7 +185,10 @@ async fn measure(target: &str, config: Config) -> anyhow::Result<BenchResult> {
 
 async fn wait_for_port(port: u16) -> anyhow::Result<()> {
     for _ in 0..200 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -159,15 +200,24 @@ async fn wait_for_port(port: u16) -> anyhow::Result<()> {
 pub fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|kb| kb.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
 /// Creates a uniquely named database on the server of `admin_url`; returns its URL and name.
 pub async fn fresh_database(admin_url: &str) -> anyhow::Result<(String, String)> {
     let name = format!("xiezhi_bench_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = sqlx::PgConnection::connect(admin_url).await.with_context(|| format!("connecting to {admin_url}"))?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await?;
+    let mut conn = sqlx::PgConnection::connect(admin_url)
+        .await
+        .with_context(|| format!("connecting to {admin_url}"))?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await?;
     let mut url = reqwest::Url::parse(admin_url)?;
     url.set_path(&format!("/{name}"));
     Ok((url.to_string(), name))
@@ -175,6 +225,10 @@ pub async fn fresh_database(admin_url: &str) -> anyhow::Result<(String, String)>
 
 pub async fn drop_database(admin_url: &str, name: &str) -> anyhow::Result<()> {
     let mut conn = sqlx::PgConnection::connect(admin_url).await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&mut conn).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .execute(&mut conn)
+    .await?;
     Ok(())
 }

@@ -20,7 +20,11 @@ use crate::schema::SchemaRegistry;
 use crate::sim;
 
 #[derive(Debug, Parser)]
-#[command(name = "xiezhi", version, about = "Data exchange for administrative law-enforcement supervision")]
+#[command(
+    name = "xiezhi",
+    version,
+    about = "Data exchange for administrative law-enforcement supervision"
+)]
 pub struct Cli {
     /// Configuration file (default: ./xiezhi.toml when present, or $XIEZHI_CONFIG).
     #[arg(long, global = true)]
@@ -118,7 +122,9 @@ pub fn init_tracing(default_level: &str) {
     let filter = EnvFilter::try_from_env("XIEZHI_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new(default_level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if process_env("XIEZHI_LOG_FORMAT").as_deref() == Some("json") {
         builder.json().init();
     } else {
@@ -131,21 +137,34 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     let mut config = Config::load(cli.config.as_deref(), &process_env)?;
     match cli.command {
         Command::Demo { sim, no_serve } => demo(config, sim, no_serve).await,
-        Command::Sync { connector, all, stream, once: _, json } => {
+        Command::Sync {
+            connector,
+            all,
+            stream,
+            once: _,
+            json,
+        } => {
             if all == connector.is_some() {
                 anyhow::bail!("say either `--all` or a connector name");
             }
             sync(config, Selection { connector, stream }, json).await
         }
         Command::Run => serve(config).await,
-        Command::Simulate { print_env: true, .. } => {
+        Command::Simulate {
+            print_env: true, ..
+        } => {
             for (k, v) in sim::default_credentials() {
                 println!("export {k}={v}");
             }
             Ok(0)
         }
         Command::Simulate { sim, .. } => simulate(&config, sim).await,
-        Command::Validate { file, record_type, connector, stream } => validate(&config, &file, record_type, connector.zip(stream)),
+        Command::Validate {
+            file,
+            record_type,
+            connector,
+            stream,
+        } => validate(&config, &file, record_type, connector.zip(stream)),
         Command::Bench(args) => crate::bench::run(&mut config, args).await,
         Command::Migrate => {
             let rt = Runtime::build(config).await?;
@@ -155,9 +174,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Check => {
             let rt = Runtime::build(config).await?;
             for c in &rt.connectors {
-                println!("{}: {} ({} streams) at {}", c.def.file, c.def.name, c.def.streams.len(), c.upstream.base_url);
+                println!(
+                    "{}: {} ({} streams) at {}",
+                    c.def.file,
+                    c.def.name,
+                    c.def.streams.len(),
+                    c.upstream.base_url
+                );
             }
-            println!("configuration is valid: store {}, bus {}", rt.store.kind(), rt.bus.kind());
+            println!(
+                "configuration is valid: store {}, bus {}",
+                rt.store.kind(),
+                rt.bus.kind()
+            );
             Ok(0)
         }
     }
@@ -196,10 +225,16 @@ async fn demo(mut config: Config, args: SimArgs, no_serve: bool) -> anyhow::Resu
         // A fresh embedded store each time, so the reconciliation speaks of this run only.
         config.data_dir = config.data_dir.join("demo");
         if config.data_dir.exists() {
-            std::fs::remove_dir_all(&config.data_dir).with_context(|| format!("clearing {}", config.data_dir.display()))?;
+            std::fs::remove_dir_all(&config.data_dir)
+                .with_context(|| format!("clearing {}", config.data_dir.display()))?;
         }
     }
-    eprintln!("Starting the five simulators ({} records each, seed {}, {:.0}% invalid)…", args.records, args.seed, args.invalid_rate * 100.0);
+    eprintln!(
+        "Starting the five simulators ({} records each, seed {}, {:.0}% invalid)…",
+        args.records,
+        args.seed,
+        args.invalid_rate * 100.0
+    );
     let sims = sim::Simulators::start(args.config(config.sim_base_port)).await?;
     let rt = Runtime::build(config).await?;
     let cancel = CancellationToken::new();
@@ -218,10 +253,21 @@ async fn demo(mut config: Config, args: SimArgs, no_serve: bool) -> anyhow::Resu
         sims.shutdown().await;
         return Ok(if ok { 0 } else { 1 });
     }
-    let listener = tokio::net::TcpListener::bind(rt.config.http_addr).await.with_context(|| format!("binding {}", rt.config.http_addr))?;
+    let listener = tokio::net::TcpListener::bind(rt.config.http_addr)
+        .await
+        .with_context(|| format!("binding {}", rt.config.http_addr))?;
     let addr = listener.local_addr()?;
-    eprintln!("\nAPI at http://{addr}  —  try:\n  curl http://{addr}/v1/stats\n  curl 'http://{addr}/v1/failures?limit=5'\nCtrl-C stops.");
-    let api = tokio::spawn(api::serve(ApiState { store: rt.store.clone(), bus: rt.bus.clone() }, listener, cancel.clone()));
+    eprintln!(
+        "\nAPI at http://{addr}  —  try:\n  curl http://{addr}/v1/stats\n  curl 'http://{addr}/v1/failures?limit=5'\nCtrl-C stops."
+    );
+    let api = tokio::spawn(api::serve(
+        ApiState {
+            store: rt.store.clone(),
+            bus: rt.bus.clone(),
+        },
+        listener,
+        cancel.clone(),
+    ));
     shutdown_signal().await;
     cancel.cancel();
     api.await??;
@@ -249,7 +295,10 @@ async fn sync(config: Config, sel: Selection, json: bool) -> anyhow::Result<i32>
 
 async fn sync_with_progress(rt: &Runtime, pullers: &[StreamPuller]) -> anyhow::Result<SyncReport> {
     let bar = indicatif::ProgressBar::new_spinner();
-    bar.set_style(indicatif::ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}").unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
     let started = std::time::Instant::now();
     let tick = |ps: &[StreamPuller]| {
         let (mut f, mut p, mut x, mut done) = (0u64, 0u64, 0u64, 0usize);
@@ -260,7 +309,10 @@ async fn sync_with_progress(rt: &Runtime, pullers: &[StreamPuller]) -> anyhow::R
             done += usize::from(s.counters.pages.load(Ordering::Relaxed) > 0);
         }
         let rate = f as f64 / started.elapsed().as_secs_f64().max(0.001);
-        bar.set_message(format!("fetched {f}  stored {p}  failed {x}  ({rate:.0} records/s, {done}/{} streams started)", ps.len()));
+        bar.set_message(format!(
+            "fetched {f}  stored {p}  failed {x}  ({rate:.0} records/s, {done}/{} streams started)",
+            ps.len()
+        ));
         bar.tick();
     };
     let report = rt.sync_once(pullers, tick).await;
@@ -269,7 +321,10 @@ async fn sync_with_progress(rt: &Runtime, pullers: &[StreamPuller]) -> anyhow::R
 }
 
 fn print_streams(report: &SyncReport) {
-    println!("{:<16} {:<22} {:<18} {:>9} {:>9} {:>8} {:>7}  status", "source", "stream", "type", "fetched", "published", "failed", "deletes");
+    println!(
+        "{:<16} {:<22} {:<18} {:>9} {:>9} {:>8} {:>7}  status",
+        "source", "stream", "type", "fetched", "published", "failed", "deletes"
+    );
     for s in &report.streams {
         println!(
             "{:<16} {:<22} {:<18} {:>9} {:>9} {:>8} {:>7}  {}",
@@ -293,9 +348,15 @@ fn print_summary(report: &SyncReport, rec: &Reconciliation) {
     println!();
     print_streams(report);
     println!("\nReconciliation against the simulators' truth");
-    println!("{:<18} {:>9} {:>9} {:>8} {:>10}", "type", "expected", "stored", "missing", "unexpected");
+    println!(
+        "{:<18} {:>9} {:>9} {:>8} {:>10}",
+        "type", "expected", "stored", "missing", "unexpected"
+    );
     for (t, r) in &rec.types {
-        println!("{:<18} {:>9} {:>9} {:>8} {:>10}", t, r.expected, r.stored, r.missing_count, r.unexpected_count);
+        println!(
+            "{:<18} {:>9} {:>9} {:>8} {:>10}",
+            t, r.expected, r.stored, r.missing_count, r.unexpected_count
+        );
         for k in &r.missing {
             println!("    missing: {k}");
         }
@@ -303,9 +364,15 @@ fn print_summary(report: &SyncReport, rec: &Reconciliation) {
             println!("    unexpected: {k}");
         }
     }
-    println!("\n{:<18} {:>9} {:>9} {:>12}", "source", "valid", "invalid", "in failures");
+    println!(
+        "\n{:<18} {:>9} {:>9} {:>12}",
+        "source", "valid", "invalid", "in failures"
+    );
     for (s, r) in &rec.sources {
-        println!("{:<18} {:>9} {:>9} {:>12}", s, r.valid, r.invalid, r.invalid_in_failures);
+        println!(
+            "{:<18} {:>9} {:>9} {:>12}",
+            s, r.valid, r.invalid, r.invalid_in_failures
+        );
         for id in &r.invalid_missing {
             println!("    invalid but not in failures: {id}");
         }
@@ -324,8 +391,17 @@ async fn serve(config: Config) -> anyhow::Result<i32> {
     let rt = Arc::new(Runtime::build(config).await?);
     let cancel = CancellationToken::new();
     let writers = rt.spawn_writers(&cancel);
-    let listener = tokio::net::TcpListener::bind(rt.config.http_addr).await.with_context(|| format!("binding {}", rt.config.http_addr))?;
-    let api = tokio::spawn(api::serve(ApiState { store: rt.store.clone(), bus: rt.bus.clone() }, listener, cancel.clone()));
+    let listener = tokio::net::TcpListener::bind(rt.config.http_addr)
+        .await
+        .with_context(|| format!("binding {}", rt.config.http_addr))?;
+    let api = tokio::spawn(api::serve(
+        ApiState {
+            store: rt.store.clone(),
+            bus: rt.bus.clone(),
+        },
+        listener,
+        cancel.clone(),
+    ));
     let scheduler = tokio::spawn(crate::schedule::run(rt.clone(), cancel.clone()));
     shutdown_signal().await;
     tracing::info!("Shutting down: no new pulls; in-flight batches finish.");
@@ -343,13 +419,14 @@ pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
@@ -362,7 +439,12 @@ pub async fn shutdown_signal() {
 }
 
 /// `xiezhi validate`: one line per problem, naming file, line, record, field and schema path.
-fn validate(config: &Config, file: &Path, t: RecordType, upstream: Option<(String, String)>) -> anyhow::Result<i32> {
+fn validate(
+    config: &Config,
+    file: &Path,
+    t: RecordType,
+    upstream: Option<(String, String)>,
+) -> anyhow::Result<i32> {
     let schema = Arc::new(SchemaRegistry::embedded()?);
     let shown = file.display().to_string();
     let normalizer = match &upstream {
@@ -372,8 +454,16 @@ fn validate(config: &Config, file: &Path, t: RecordType, upstream: Option<(Strin
             with_sim_credentials(&mut extra);
             let env2 = move |k: &str| extra.extra_env.get(k).cloned().or_else(|| env(k));
             let conns = crate::connectors::load_all(&config.connectors_dir, schema.clone(), &env2)?;
-            let conn = conns.into_iter().find(|x| x.def.name == *c).with_context(|| format!("no connector `{c}`"))?;
-            let idx = conn.def.streams.iter().position(|x| x.name == *s).with_context(|| format!("connector `{c}` has no stream `{s}`"))?;
+            let conn = conns
+                .into_iter()
+                .find(|x| x.def.name == *c)
+                .with_context(|| format!("no connector `{c}`"))?;
+            let idx = conn
+                .def
+                .streams
+                .iter()
+                .position(|x| x.name == *s)
+                .with_context(|| format!("connector `{c}` has no stream `{s}`"))?;
             Some(conn.normalizers[idx].clone())
         }
         None => None,
@@ -383,7 +473,11 @@ fn validate(config: &Config, file: &Path, t: RecordType, upstream: Option<(Strin
     for (i, (line, value, raw)) in records.into_iter().enumerate() {
         let errors = match &normalizer {
             Some(n) => {
-                let lineage = crate::record::Lineage { connector: n.record_type.to_string(), stream: shown.clone(), ..Default::default() };
+                let lineage = crate::record::Lineage {
+                    connector: n.record_type.to_string(),
+                    stream: shown.clone(),
+                    ..Default::default()
+                };
                 match n.normalize(crate::normalize::RawRecord { value, raw }, &lineage) {
                     crate::normalize::Outcome::Event(_) => Vec::new(),
                     crate::normalize::Outcome::Failure(f) => f.errors,
@@ -397,8 +491,18 @@ fn validate(config: &Config, file: &Path, t: RecordType, upstream: Option<(Strin
         }
         bad += 1;
         for e in errors {
-            let sp = if e.schema_path.is_empty() { String::new() } else { format!(" (schema {})", e.schema_path) };
-            println!("{shown}:{line}: record {}: {}{sp}: {} {}", i + 1, if e.path.is_empty() { "/" } else { &e.path }, e.code, e.message);
+            let sp = if e.schema_path.is_empty() {
+                String::new()
+            } else {
+                format!(" (schema {})", e.schema_path)
+            };
+            println!(
+                "{shown}:{line}: record {}: {}{sp}: {} {}",
+                i + 1,
+                if e.path.is_empty() { "/" } else { &e.path },
+                e.code,
+                e.message
+            );
         }
     }
     println!("{ok} valid, {bad} invalid {t} record(s) in {shown}");
@@ -410,14 +514,20 @@ fn read_records(file: &Path) -> anyhow::Result<Vec<(usize, serde_json::Value, St
     let shown = file.display().to_string();
     let text = std::fs::read_to_string(file).with_context(|| format!("reading {shown}"))?;
     let trimmed = text.trim_start();
-    if trimmed.starts_with('[') || (trimmed.starts_with('{') && serde_json::from_str::<serde_json::Value>(&text).is_ok()) {
-        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{shown}:{}:{}: not JSON: {e}", e.line(), e.column()))?;
+    if trimmed.starts_with('[')
+        || (trimmed.starts_with('{') && serde_json::from_str::<serde_json::Value>(&text).is_ok())
+    {
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{shown}:{}:{}: not JSON: {e}", e.line(), e.column()))?;
         let items = match v {
             serde_json::Value::Array(a) => a,
             other => vec![other],
         };
         // Line numbers of array elements are not tracked by serde_json; report the record index.
-        return Ok(items.into_iter().map(|v| (1, v.clone(), v.to_string())).collect());
+        return Ok(items
+            .into_iter()
+            .map(|v| (1, v.clone(), v.to_string()))
+            .collect());
     }
     let mut out = Vec::new();
     for (n, line) in std::io::BufReader::new(text.as_bytes()).lines().enumerate() {
@@ -425,7 +535,8 @@ fn read_records(file: &Path) -> anyhow::Result<Vec<(usize, serde_json::Value, St
         if line.trim().is_empty() {
             continue;
         }
-        let v = serde_json::from_str(&line).map_err(|e| anyhow::anyhow!("{shown}:{}:{}: not JSON: {e}", n + 1, e.column()))?;
+        let v = serde_json::from_str(&line)
+            .map_err(|e| anyhow::anyhow!("{shown}:{}:{}: not JSON: {e}", n + 1, e.column()))?;
         out.push((n + 1, v, line));
     }
     Ok(out)

@@ -80,9 +80,22 @@ impl Default for Config {
         let precedence = [
             // The deciding agency's own system is authoritative for its decisions; the credit
             // platform republishes them.
-            (RecordType::Penalty, vec!["provincial".to_owned(), "internet-plus".to_owned(), "credit-platform".to_owned()]),
-            (RecordType::Inspection, vec!["internet-plus".to_owned(), "provincial".to_owned()]),
-            (RecordType::CoerciveMeasure, vec!["provincial".to_owned(), "internet-plus".to_owned()]),
+            (
+                RecordType::Penalty,
+                vec![
+                    "provincial".to_owned(),
+                    "internet-plus".to_owned(),
+                    "credit-platform".to_owned(),
+                ],
+            ),
+            (
+                RecordType::Inspection,
+                vec!["internet-plus".to_owned(), "provincial".to_owned()],
+            ),
+            (
+                RecordType::CoerciveMeasure,
+                vec!["provincial".to_owned(), "internet-plus".to_owned()],
+            ),
         ]
         .into_iter()
         .collect();
@@ -103,7 +116,10 @@ impl Default for Config {
 
 impl Config {
     /// Reads the file (when given or found) and applies the environment.
-    pub fn load(file: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    pub fn load(
+        file: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
         let from_env = env("XIEZHI_CONFIG").map(PathBuf::from);
         let path = file.map(Path::to_path_buf).or(from_env).or_else(|| {
             let p = PathBuf::from("xiezhi.toml");
@@ -112,11 +128,18 @@ impl Config {
         let mut cfg = match &path {
             Some(p) => {
                 let shown = p.display().to_string();
-                let text = std::fs::read_to_string(p).map_err(|e| ConfigError::new(&shown, "", format!("cannot read: {e}")))?;
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| ConfigError::new(&shown, "", format!("cannot read: {e}")))?;
                 toml::from_str::<Config>(&text).map_err(|e| {
-                    let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+                    let line = e
+                        .span()
+                        .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
                     let key = e.message().split('`').nth(1).unwrap_or_default().to_owned();
-                    ConfigError::new(line.map_or(shown.clone(), |l| format!("{shown}:{l}")), key, e.message().to_owned())
+                    ConfigError::new(
+                        line.map_or(shown.clone(), |l| format!("{shown}:{l}")),
+                        key,
+                        e.message().to_owned(),
+                    )
                 })?
             }
             None => Config::default(),
@@ -135,16 +158,28 @@ impl Config {
             cfg.connectors_dir = PathBuf::from(v);
         }
         if let Some(v) = env("XIEZHI_HTTP_ADDR").filter(|v| !v.is_empty()) {
-            cfg.http_addr = v
-                .parse()
-                .map_err(|e| ConfigError::new(src("XIEZHI_HTTP_ADDR"), "http_addr", format!("`{v}` is not host:port: {e}")))?;
+            cfg.http_addr = v.parse().map_err(|e| {
+                ConfigError::new(
+                    src("XIEZHI_HTTP_ADDR"),
+                    "http_addr",
+                    format!("`{v}` is not host:port: {e}"),
+                )
+            })?;
         }
         if let Some(v) = env("XIEZHI_SIM_BASE_PORT").filter(|v| !v.is_empty()) {
-            cfg.sim_base_port = v
-                .parse()
-                .map_err(|e| ConfigError::new(src("XIEZHI_SIM_BASE_PORT"), "sim_base_port", format!("`{v}` is not a port: {e}")))?;
+            cfg.sim_base_port = v.parse().map_err(|e| {
+                ConfigError::new(
+                    src("XIEZHI_SIM_BASE_PORT"),
+                    "sim_base_port",
+                    format!("`{v}` is not a port: {e}"),
+                )
+            })?;
         }
-        cfg.validate(&path.map(|p| p.display().to_string()).unwrap_or_else(|| "(defaults)".into()))?;
+        cfg.validate(
+            &path
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "(defaults)".into()),
+        )?;
         Ok(cfg)
     }
 
@@ -152,22 +187,46 @@ impl Config {
         if let Some(url) = &self.database_url
             && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
         {
-            return Err(ConfigError::new(file, "database_url", "must be a postgres:// URL (leave it unset for the embedded SQLite store)"));
+            return Err(ConfigError::new(
+                file,
+                "database_url",
+                "must be a postgres:// URL (leave it unset for the embedded SQLite store)",
+            ));
         }
         if let Some(url) = &self.amqp_url
             && !(url.starts_with("amqp://") || url.starts_with("amqps://"))
         {
-            return Err(ConfigError::new(file, "amqp_url", "must be an amqp:// URL (leave it unset for the in-process bus)"));
+            return Err(ConfigError::new(
+                file,
+                "amqp_url",
+                "must be an amqp:// URL (leave it unset for the in-process bus)",
+            ));
         }
         let p = &self.pipeline;
         if p.batch_max_events == 0 || p.batch_max_events > 10_000 {
-            return Err(ConfigError::new(file, "pipeline.batch_max_events", "must be between 1 and 10000"));
+            return Err(ConfigError::new(
+                file,
+                "pipeline.batch_max_events",
+                "must be between 1 and 10000",
+            ));
         }
-        if p.store_prefetch == 0 || p.store_writers == 0 || p.concurrent_streams == 0 || p.pages_in_flight == 0 {
-            return Err(ConfigError::new(file, "pipeline", "store_prefetch, store_writers, concurrent_streams and pages_in_flight must be at least 1"));
+        if p.store_prefetch == 0
+            || p.store_writers == 0
+            || p.concurrent_streams == 0
+            || p.pages_in_flight == 0
+        {
+            return Err(ConfigError::new(
+                file,
+                "pipeline",
+                "store_prefetch, store_writers, concurrent_streams and pages_in_flight must be at least 1",
+            ));
         }
         if self.sim_base_port > u16::MAX - 5 {
-            return Err(ConfigError::new(file, "sim_base_port", "leaves no room for five simulator ports"));
+            return Err(ConfigError::new(
+                file,
+                "sim_base_port",
+                "leaves no room for five simulator ports",
+            ));
         }
         Ok(())
     }
@@ -200,7 +259,11 @@ mod tests {
     use super::*;
 
     fn env(vars: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned())
+        move |k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_owned())
+        }
     }
 
     #[test]
@@ -212,7 +275,14 @@ mod tests {
 
     #[test]
     fn environment_overrides_and_is_checked() {
-        let c = Config::load(None, &env(&[("XIEZHI_DATABASE_URL", "postgres://x@h/db"), ("XIEZHI_SIM_BASE_PORT", "20000")])).unwrap();
+        let c = Config::load(
+            None,
+            &env(&[
+                ("XIEZHI_DATABASE_URL", "postgres://x@h/db"),
+                ("XIEZHI_SIM_BASE_PORT", "20000"),
+            ]),
+        )
+        .unwrap();
         assert_eq!(c.database_url.as_deref(), Some("postgres://x@h/db"));
         assert_eq!(c.sim_base_port, 20000);
         let e = Config::load(None, &env(&[("XIEZHI_HTTP_ADDR", "nope")])).unwrap_err();

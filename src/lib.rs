@@ -5,17 +5,17 @@
 //! in-process bus) → **store** (PostgreSQL or SQLite) → **feed** (HTTP API). The simulators of
 //! the upstream systems live in [`sim`] and share no code path with the pipeline.
 
-pub mod bus;
-pub mod domain;
-pub mod record;
-pub mod schema;
-pub mod sim;
-pub mod store;
 pub mod api;
 pub mod bench;
+pub mod bus;
 pub mod cli;
 pub mod config;
 pub mod connectors;
+pub mod domain;
 pub mod normalize;
 pub mod pipeline;
+pub mod record;
 pub mod schedule;
+pub mod schema;
+pub mod sim;
+pub mod store;

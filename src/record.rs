@@ -79,7 +79,9 @@ impl fmt::Display for RecordType {
 
 /// Error for an unknown record type name.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown record type `{0}` (expected one of agency, officer, enforcement_item, inspection, penalty, license, coercive_measure, credit_rating, spot_check_task, spot_check_result, hotline_ticket)")]
+#[error(
+    "unknown record type `{0}` (expected one of agency, officer, enforcement_item, inspection, penalty, license, coercive_measure, credit_rating, spot_check_task, spot_check_result, hotline_ticket)"
+)]
 pub struct UnknownRecordType(pub String);
 
 impl FromStr for RecordType {
@@ -208,7 +210,11 @@ impl Event {
 /// See [`Event::routing_key`]. A division code shorter than six digits is padded with zeros so
 /// the key always has five segments.
 pub fn routing_key(record_type: RecordType, division: &str, connector: &str) -> String {
-    let mut d: String = division.chars().filter(|c| c.is_ascii_digit()).take(6).collect();
+    let mut d: String = division
+        .chars()
+        .filter(|c| c.is_ascii_digit())
+        .take(6)
+        .collect();
     while d.len() < 6 {
         d.push('0');
     }
@@ -224,7 +230,13 @@ pub fn routing_key(record_type: RecordType, division: &str, connector: &str) -> 
 
 fn event_id(source: &str, record_type: RecordType, key: &str, op: Op, hash: &str) -> String {
     let mut h = Sha256::new();
-    for part in [source, record_type.as_str(), key, if op == Op::Delete { "d" } else { "u" }, hash] {
+    for part in [
+        source,
+        record_type.as_str(),
+        key,
+        if op == Op::Delete { "d" } else { "u" },
+        hash,
+    ] {
         h.update(part.as_bytes());
         h.update([0u8]);
     }
@@ -280,7 +292,11 @@ impl Batch {
     }
 
     /// Parses a wire body back; `id` and `routing_key` come from the message properties.
-    pub fn from_body(id: String, routing_key: String, body: &[u8]) -> Result<Batch, serde_json::Error> {
+    pub fn from_body(
+        id: String,
+        routing_key: String,
+        body: &[u8],
+    ) -> Result<Batch, serde_json::Error> {
         Ok(Batch {
             id,
             routing_key,
@@ -348,9 +364,20 @@ pub struct Failure {
 
 impl Failure {
     /// Id from (stage, connector, stream, upstream id or else the raw payload).
-    pub fn make_id(stage: Stage, connector: &str, stream: &str, upstream_id: Option<&str>, raw: &str) -> String {
+    pub fn make_id(
+        stage: Stage,
+        connector: &str,
+        stream: &str,
+        upstream_id: Option<&str>,
+        raw: &str,
+    ) -> String {
         let mut h = Sha256::new();
-        for part in [stage.as_str(), connector, stream, upstream_id.unwrap_or(raw)] {
+        for part in [
+            stage.as_str(),
+            connector,
+            stream,
+            upstream_id.unwrap_or(raw),
+        ] {
             h.update(part.as_bytes());
             h.update([0u8]);
         }
@@ -368,7 +395,10 @@ mod tests {
             routing_key(RecordType::Penalty, "620822", "credit-platform"),
             "penalty.62.6208.620822.credit-platform"
         );
-        assert_eq!(routing_key(RecordType::Agency, "62", "provincial"), "agency.62.6200.620000.provincial");
+        assert_eq!(
+            routing_key(RecordType::Agency, "62", "provincial"),
+            "agency.62.6200.620000.provincial"
+        );
     }
 
     #[test]
@@ -381,10 +411,38 @@ mod tests {
 
     #[test]
     fn event_id_is_deterministic_and_content_sensitive() {
-        let l = Lineage { connector: "c".into(), stream: "s".into(), ..Default::default() };
-        let a = Event::new(RecordType::Penalty, "k".into(), "620822".into(), Op::Upsert, Some(serde_json::json!({"a":1})), &l, None);
-        let b = Event::new(RecordType::Penalty, "k".into(), "620822".into(), Op::Upsert, Some(serde_json::json!({"a":1})), &l, None);
-        let c = Event::new(RecordType::Penalty, "k".into(), "620822".into(), Op::Upsert, Some(serde_json::json!({"a":2})), &l, None);
+        let l = Lineage {
+            connector: "c".into(),
+            stream: "s".into(),
+            ..Default::default()
+        };
+        let a = Event::new(
+            RecordType::Penalty,
+            "k".into(),
+            "620822".into(),
+            Op::Upsert,
+            Some(serde_json::json!({"a":1})),
+            &l,
+            None,
+        );
+        let b = Event::new(
+            RecordType::Penalty,
+            "k".into(),
+            "620822".into(),
+            Op::Upsert,
+            Some(serde_json::json!({"a":1})),
+            &l,
+            None,
+        );
+        let c = Event::new(
+            RecordType::Penalty,
+            "k".into(),
+            "620822".into(),
+            Op::Upsert,
+            Some(serde_json::json!({"a":2})),
+            &l,
+            None,
+        );
         assert_eq!(a.id, b.id);
         assert_ne!(a.id, c.id);
         assert_eq!(a.contenthash.len(), 64);

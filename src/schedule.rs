@@ -22,7 +22,10 @@ pub async fn run(rt: Arc<Runtime>, cancel: CancellationToken) {
             };
             let rt = rt.clone();
             let cancel = cancel.clone();
-            let sel = Selection { connector: Some(c.def.name.clone()), stream: Some(s.name.clone()) };
+            let sel = Selection {
+                connector: Some(c.def.name.clone()),
+                stream: Some(s.name.clone()),
+            };
             tasks.spawn(async move {
                 loop {
                     let now = Utc::now();

@@ -47,7 +47,11 @@ impl IntoResponse for ApiError {
                 (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable")
             }
         };
-        (status, Json(json!({"error": {"code": code, "message": self.to_string()}}))).into_response()
+        (
+            status,
+            Json(json!({"error": {"code": code, "message": self.to_string()}})),
+        )
+            .into_response()
     }
 }
 
@@ -68,8 +72,14 @@ pub fn router(state: ApiState) -> Router {
 
 async fn readyz(State(s): State<ApiState>) -> Response {
     let store = s.store.ping().await;
-    let body = Json(json!({"store": {"kind": s.store.kind(), "ok": store}, "bus": {"kind": s.bus.kind()}}));
-    if store { (StatusCode::OK, body).into_response() } else { (StatusCode::SERVICE_UNAVAILABLE, body).into_response() }
+    let body = Json(
+        json!({"store": {"kind": s.store.kind(), "ok": store}, "bus": {"kind": s.bus.kind()}}),
+    );
+    if store {
+        (StatusCode::OK, body).into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
+    }
 }
 
 async fn stats(State(s): State<ApiState>) -> Result<Json<crate::store::Stats>, ApiError> {
@@ -77,10 +87,14 @@ async fn stats(State(s): State<ApiState>) -> Result<Json<crate::store::Stats>, A
 }
 
 fn parse_type(t: &str) -> Result<RecordType, ApiError> {
-    t.parse().map_err(|e: crate::record::UnknownRecordType| ApiError::NotFound(e.to_string()))
+    t.parse()
+        .map_err(|e: crate::record::UnknownRecordType| ApiError::NotFound(e.to_string()))
 }
 
-async fn record(State(s): State<ApiState>, Path((t, key)): Path<(String, String)>) -> Result<Response, ApiError> {
+async fn record(
+    State(s): State<ApiState>,
+    Path((t, key)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
     let t = parse_type(&t)?;
     match s.store.get_record(t, &key).await? {
         Some(r) if !r.deleted => Ok(Json(r).into_response()),
@@ -89,7 +103,10 @@ async fn record(State(s): State<ApiState>, Path((t, key)): Path<(String, String)
     }
 }
 
-async fn history(State(s): State<ApiState>, Path((t, key)): Path<(String, String)>) -> Result<Response, ApiError> {
+async fn history(
+    State(s): State<ApiState>,
+    Path((t, key)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
     let t = parse_type(&t)?;
     let versions = s.store.history(t, &key).await?;
     if versions.is_empty() {
@@ -112,31 +129,58 @@ struct FailureQuery {
     limit: Option<u32>,
 }
 
-async fn failures(State(s): State<ApiState>, q: Result<Query<FailureQuery>, axum::extract::rejection::QueryRejection>) -> Result<Response, ApiError> {
+async fn failures(
+    State(s): State<ApiState>,
+    q: Result<Query<FailureQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::BadRequest(format!("bad query: {}", e.body_text())))?;
     let record_type = q
         .record_type
-        .map(|t| t.parse::<RecordType>().map_err(|e| ApiError::BadRequest(format!("parameter `type`: {e}"))))
+        .map(|t| {
+            t.parse::<RecordType>()
+                .map_err(|e| ApiError::BadRequest(format!("parameter `type`: {e}")))
+        })
         .transpose()?;
     let stage = q
         .stage
         .map(|st| {
-            serde_json::from_value::<Stage>(json!(st)).map_err(|_| ApiError::BadRequest(format!("parameter `stage`: `{st}` is not one of pull, normalize, route, store, push")))
+            serde_json::from_value::<Stage>(json!(st)).map_err(|_| {
+                ApiError::BadRequest(format!(
+                    "parameter `stage`: `{st}` is not one of pull, normalize, route, store, push"
+                ))
+            })
         })
         .transpose()?;
     let status = q
         .status
         .map(|st| {
-            serde_json::from_value::<FailureStatus>(json!(st)).map_err(|_| ApiError::BadRequest(format!("parameter `status`: `{st}` is not one of open, replayed, resolved, discarded")))
+            serde_json::from_value::<FailureStatus>(json!(st)).map_err(|_| {
+                ApiError::BadRequest(format!(
+                    "parameter `status`: `{st}` is not one of open, replayed, resolved, discarded"
+                ))
+            })
         })
         .transpose()?;
     let limit = q.limit.unwrap_or(100);
     if limit == 0 || limit > 1000 {
-        return Err(ApiError::BadRequest("parameter `limit`: must be between 1 and 1000".into()));
+        return Err(ApiError::BadRequest(
+            "parameter `limit`: must be between 1 and 1000".into(),
+        ));
     }
-    let filter = FailureFilter { connector: q.connector, stream: q.stream, record_type, stage, code: q.code, status, after_id: q.after, limit };
+    let filter = FailureFilter {
+        connector: q.connector,
+        stream: q.stream,
+        record_type,
+        stage,
+        code: q.code,
+        status,
+        after_id: q.after,
+        limit,
+    };
     let rows = s.store.list_failures(&filter).await?;
-    let next = (rows.len() == limit as usize).then(|| rows.last().map(|r| r.id.clone())).flatten();
+    let next = (rows.len() == limit as usize)
+        .then(|| rows.last().map(|r| r.id.clone()))
+        .flatten();
     Ok(Json(json!({"failures": rows, "next_after": next})).into_response())
 }
 
@@ -148,9 +192,15 @@ async fn failure(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Re
 }
 
 /// Serves the API on `addr` until `cancel` fires; returns the bound address through `bound`.
-pub async fn serve(state: ApiState, listener: tokio::net::TcpListener, cancel: tokio_util::sync::CancellationToken) -> anyhow::Result<()> {
+pub async fn serve(
+    state: ApiState,
+    listener: tokio::net::TcpListener,
+    cancel: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "HTTP API listening.");
-    axum::serve(listener, router(state)).with_graceful_shutdown(async move { cancel.cancelled().await }).await?;
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move { cancel.cancelled().await })
+        .await?;
     Ok(())
 }

@@ -258,7 +258,13 @@ fn one() -> u32 {
 /// Loads every `*.toml` under `dir`, in file-name order.
 pub fn load_dir(dir: &Path) -> Result<Vec<ConnectorDef>, ConfigError> {
     let shown = dir.display().to_string();
-    let entries = std::fs::read_dir(dir).map_err(|e| ConfigError::new(&shown, "", format!("cannot read the connectors directory: {e}")))?;
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        ConfigError::new(
+            &shown,
+            "",
+            format!("cannot read the connectors directory: {e}"),
+        )
+    })?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "toml"))
@@ -266,8 +272,9 @@ pub fn load_dir(dir: &Path) -> Result<Vec<ConnectorDef>, ConfigError> {
     files.sort();
     let mut defs = Vec::with_capacity(files.len());
     for path in files {
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| ConfigError::new(path.display().to_string(), "", format!("cannot read: {e}")))?;
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            ConfigError::new(path.display().to_string(), "", format!("cannot read: {e}"))
+        })?;
         defs.push(parse(&path.display().to_string(), &text)?);
     }
     check_unique_names(&defs)?;
@@ -278,11 +285,26 @@ pub fn load_dir(dir: &Path) -> Result<Vec<ConnectorDef>, ConfigError> {
 /// (so `xiezhi demo` works from any directory).
 pub fn embedded() -> Result<Vec<ConnectorDef>, ConfigError> {
     const FILES: [(&str, &str); 5] = [
-        ("connectors/provincial.toml", include_str!("../../connectors/provincial.toml")),
-        ("connectors/internet-plus.toml", include_str!("../../connectors/internet-plus.toml")),
-        ("connectors/credit-platform.toml", include_str!("../../connectors/credit-platform.toml")),
-        ("connectors/double-random.toml", include_str!("../../connectors/double-random.toml")),
-        ("connectors/hotline-12345.toml", include_str!("../../connectors/hotline-12345.toml")),
+        (
+            "connectors/provincial.toml",
+            include_str!("../../connectors/provincial.toml"),
+        ),
+        (
+            "connectors/internet-plus.toml",
+            include_str!("../../connectors/internet-plus.toml"),
+        ),
+        (
+            "connectors/credit-platform.toml",
+            include_str!("../../connectors/credit-platform.toml"),
+        ),
+        (
+            "connectors/double-random.toml",
+            include_str!("../../connectors/double-random.toml"),
+        ),
+        (
+            "connectors/hotline-12345.toml",
+            include_str!("../../connectors/hotline-12345.toml"),
+        ),
     ];
     let defs = FILES
         .iter()
@@ -295,7 +317,14 @@ pub fn embedded() -> Result<Vec<ConnectorDef>, ConfigError> {
 fn check_unique_names(defs: &[ConnectorDef]) -> Result<(), ConfigError> {
     for (i, d) in defs.iter().enumerate() {
         if let Some(other) = defs[..i].iter().find(|o| o.name == d.name) {
-            return Err(ConfigError::new(&d.file, "name", format!("connector `{}` is already defined in {}", d.name, other.file)));
+            return Err(ConfigError::new(
+                &d.file,
+                "name",
+                format!(
+                    "connector `{}` is already defined in {}",
+                    d.name, other.file
+                ),
+            ));
         }
     }
     Ok(())
@@ -336,8 +365,16 @@ impl ConnectorDef {
     }
 
     fn check_shape(&self) -> Result<(), ConfigError> {
-        if self.name.is_empty() || !self.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
-            return Err(self.err("name", "must be lower-case letters, digits and `-` (it becomes a routing-key segment)"));
+        if self.name.is_empty()
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            return Err(self.err(
+                "name",
+                "must be lower-case letters, digits and `-` (it becomes a routing-key segment)",
+            ));
         }
         if self.streams.is_empty() {
             return Err(self.err("streams", "a connector needs at least one stream"));
@@ -353,8 +390,12 @@ impl ConnectorDef {
             if !s.path.starts_with('/') {
                 return Err(self.err(at("path"), "must start with `/`"));
             }
-            croner::Cron::from_str(&s.schedule)
-                .map_err(|e| self.err(at("schedule"), format!("`{}` is not a valid cron expression: {e}", s.schedule)))?;
+            croner::Cron::from_str(&s.schedule).map_err(|e| {
+                self.err(
+                    at("schedule"),
+                    format!("`{}` is not a valid cron expression: {e}", s.schedule),
+                )
+            })?;
             if let Some(enc) = &s.encoding
                 && encoding_rs::Encoding::for_label(enc.as_bytes()).is_none()
             {
@@ -375,11 +416,12 @@ impl ConnectorDef {
 
     /// Load-time checks against the environment: every referenced secret is set.
     pub fn check_secrets(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-        let need = |key: &str, var: &str| {
-            match env(var) {
-                Some(v) if !v.is_empty() => Ok(()),
-                _ => Err(self.err(key, format!("the secret's environment variable `{var}` is not set"))),
-            }
+        let need = |key: &str, var: &str| match env(var) {
+            Some(v) if !v.is_empty() => Ok(()),
+            _ => Err(self.err(
+                key,
+                format!("the secret's environment variable `{var}` is not set"),
+            )),
         };
         match &self.auth {
             AuthDef::None => Ok(()),
@@ -392,9 +434,13 @@ impl ConnectorDef {
     }
 
     /// The base URL with `${VAR}` / `${VAR:-default}` expanded.
-    pub fn resolved_base_url(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
+    pub fn resolved_base_url(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<String, ConfigError> {
         let url = expand(&self.base_url, env).map_err(|r| self.err("base_url", r))?;
-        let parsed = reqwest::Url::parse(&url).map_err(|e| self.err("base_url", format!("`{url}` is not a URL: {e}")))?;
+        let parsed = reqwest::Url::parse(&url)
+            .map_err(|e| self.err("base_url", format!("`{url}` is not a URL: {e}")))?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(self.err("base_url", format!("`{url}` must be http or https")));
         }
@@ -450,7 +496,11 @@ mod tests {
     use super::*;
 
     fn env(vars: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned())
+        move |k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_owned())
+        }
     }
 
     const MINIMAL: &str = r#"
@@ -477,8 +527,14 @@ decision_number = "wsh"
     #[test]
     fn a_minimal_definition_loads_and_expands() {
         let d = parse("demo.toml", MINIMAL).unwrap();
-        assert_eq!(d.resolved_base_url(&env(&[])).unwrap(), "http://127.0.0.1:9000");
-        assert_eq!(d.resolved_base_url(&env(&[("PORT", "1234")])).unwrap(), "http://127.0.0.1:1234");
+        assert_eq!(
+            d.resolved_base_url(&env(&[])).unwrap(),
+            "http://127.0.0.1:9000"
+        );
+        assert_eq!(
+            d.resolved_base_url(&env(&[("PORT", "1234")])).unwrap(),
+            "http://127.0.0.1:1234"
+        );
         assert!(d.check_secrets(&env(&[("DEMO_TOKEN", "t")])).is_ok());
     }
 
@@ -513,8 +569,14 @@ decision_number = "wsh"
         assert!(expand("${NOPE}", &env(&[])).unwrap_err().contains("NOPE"));
         assert_eq!(expand("a${X}b", &env(&[("X", "1")])).unwrap(), "a1b");
         let nested = "${URL:-http://h:${PORT}}/x";
-        assert_eq!(expand(nested, &env(&[("PORT", "9")])).unwrap(), "http://h:9/x");
-        assert_eq!(expand(nested, &env(&[("URL", "https://real"), ("PORT", "9")])).unwrap(), "https://real/x");
+        assert_eq!(
+            expand(nested, &env(&[("PORT", "9")])).unwrap(),
+            "http://h:9/x"
+        );
+        assert_eq!(
+            expand(nested, &env(&[("URL", "https://real"), ("PORT", "9")])).unwrap(),
+            "https://real/x"
+        );
         assert!(expand(nested, &env(&[])).unwrap_err().contains("PORT"));
     }
 }

@@ -16,18 +16,36 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use sha2::Sha256;
 use sm3::Digest;
 
-use super::definition::{AuthDef, ConfigError, ConnectorDef, HttpSettings, Placement, SignatureAlgorithm, SignatureDef, TimestampUnit};
+use super::definition::{
+    AuthDef, ConfigError, ConnectorDef, HttpSettings, Placement, SignatureAlgorithm, SignatureDef,
+    TimestampUnit,
+};
 
 /// RFC 3986 unreserved characters stay as they are; everything else is percent-encoded.
-const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// Why a page could not be fetched (after retries, where retrying made sense).
 #[derive(Debug, thiserror::Error)]
 pub enum PullError {
     #[error("{connector}: GET {url} failed after {attempts} attempts: {reason}")]
-    Exhausted { connector: String, url: String, attempts: u32, reason: String, code: &'static str },
+    Exhausted {
+        connector: String,
+        url: String,
+        attempts: u32,
+        reason: String,
+        code: &'static str,
+    },
     #[error("{connector}: GET {url} was refused with HTTP {status}: {body}")]
-    Refused { connector: String, url: String, status: u16, body: String },
+    Refused {
+        connector: String,
+        url: String,
+        status: u16,
+        body: String,
+    },
 }
 
 impl PullError {
@@ -35,7 +53,9 @@ impl PullError {
     pub fn code(&self) -> &'static str {
         match self {
             PullError::Exhausted { code, .. } => code,
-            PullError::Refused { status: 401 | 403, .. } => "PULL_AUTH_REFUSED",
+            PullError::Refused {
+                status: 401 | 403, ..
+            } => "PULL_AUTH_REFUSED",
             PullError::Refused { .. } => "PULL_REFUSED",
         }
     }
@@ -46,7 +66,11 @@ impl PullError {
 enum Auth {
     None,
     Bearer(String),
-    Signature { def: SignatureDef, app_key: String, secret: String },
+    Signature {
+        def: SignatureDef,
+        app_key: String,
+        secret: String,
+    },
 }
 
 impl std::fmt::Debug for Auth {
@@ -80,7 +104,10 @@ pub struct Body {
 
 impl Upstream {
     /// Builds the client; fails on a missing secret or a bad base URL, naming file and key.
-    pub fn new(def: &ConnectorDef, env: &dyn Fn(&str) -> Option<String>) -> Result<Upstream, ConfigError> {
+    pub fn new(
+        def: &ConnectorDef,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Upstream, ConfigError> {
         def.check_secrets(env)?;
         let base_url = def.resolved_base_url(env)?;
         let get = |k: &str| env(k).unwrap_or_default();
@@ -102,7 +129,13 @@ impl Upstream {
             .pool_idle_timeout(Duration::from_secs(20))
             .user_agent(concat!("xiezhi/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| ConfigError::new(&def.file, "http", format!("cannot build the HTTP client: {e}")))?;
+            .map_err(|e| {
+                ConfigError::new(
+                    &def.file,
+                    "http",
+                    format!("cannot build the HTTP client: {e}"),
+                )
+            })?;
         let per_sec = NonZeroU32::new(s.rate_limit_per_sec).unwrap_or(NonZeroU32::MIN);
         Ok(Upstream {
             name: def.name.clone(),
@@ -138,12 +171,23 @@ impl Upstream {
             let (reason, code) = match outcome {
                 Ok(v) => return Ok(v),
                 Err(Attempt::Fatal(status, body)) => {
-                    return Err(PullError::Refused { connector: self.name.clone(), url: display_url, status, body });
+                    return Err(PullError::Refused {
+                        connector: self.name.clone(),
+                        url: display_url,
+                        status,
+                        body,
+                    });
                 }
                 Err(Attempt::Retry(reason, code)) => (reason, code),
             };
             let Some(backoff) = delays.next() else {
-                return Err(PullError::Exhausted { connector: self.name.clone(), url: display_url, attempts, reason, code });
+                return Err(PullError::Exhausted {
+                    connector: self.name.clone(),
+                    url: display_url,
+                    attempts,
+                    reason,
+                    code,
+                });
             };
             let delay = retry_after.unwrap_or(backoff);
             tracing::warn!(connector = %self.name, url = %display_url, attempt = attempts, delay_ms = delay.as_millis() as u64, %reason, "Upstream request failed; retrying.");
@@ -166,8 +210,15 @@ impl Upstream {
         let resp = match req.send().await {
             Ok(r) => r,
             Err(e) => {
-                let code = if e.is_timeout() { "PULL_TIMEOUT" } else { "PULL_TRANSPORT" };
-                return (Err(Attempt::Retry(format!("request error: {e}"), code)), None);
+                let code = if e.is_timeout() {
+                    "PULL_TIMEOUT"
+                } else {
+                    "PULL_TRANSPORT"
+                };
+                return (
+                    Err(Attempt::Retry(format!("request error: {e}"), code)),
+                    None,
+                );
             }
         };
         let status = resp.status();
@@ -181,33 +232,74 @@ impl Upstream {
             .headers()
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .and_then(|ct| ct.split(';').find_map(|p| p.trim().strip_prefix("charset=").map(|c| c.trim_matches('"').to_owned())));
+            .and_then(|ct| {
+                ct.split(';').find_map(|p| {
+                    p.trim()
+                        .strip_prefix("charset=")
+                        .map(|c| c.trim_matches('"').to_owned())
+                })
+            });
         let bytes = match resp.bytes().await {
             Ok(b) => b,
             Err(e) => {
-                let code = if e.is_timeout() { "PULL_TIMEOUT" } else { "PULL_TRANSPORT" };
-                return (Err(Attempt::Retry(format!("reading the body failed: {e}"), code)), retry_after);
+                let code = if e.is_timeout() {
+                    "PULL_TIMEOUT"
+                } else {
+                    "PULL_TRANSPORT"
+                };
+                return (
+                    Err(Attempt::Retry(
+                        format!("reading the body failed: {e}"),
+                        code,
+                    )),
+                    retry_after,
+                );
             }
         };
         let label = charset.as_deref().or(fallback_charset).unwrap_or("utf-8");
-        let encoding = encoding_rs::Encoding::for_label(label.as_bytes()).unwrap_or(encoding_rs::UTF_8);
+        let encoding =
+            encoding_rs::Encoding::for_label(label.as_bytes()).unwrap_or(encoding_rs::UTF_8);
         let (text, _, had_errors) = encoding.decode(&bytes);
         if had_errors {
             tracing::warn!(connector = %self.name, %url, charset = label, "Response body had bytes invalid in its character set; they were replaced.");
         }
-        let body = Body { text: text.into_owned(), url: url.clone() };
+        let body = Body {
+            text: text.into_owned(),
+            url: url.clone(),
+        };
         if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
-            return (Err(Attempt::Retry("HTTP 429 Too Many Requests".into(), "PULL_RATE_LIMITED")), retry_after);
+            return (
+                Err(Attempt::Retry(
+                    "HTTP 429 Too Many Requests".into(),
+                    "PULL_RATE_LIMITED",
+                )),
+                retry_after,
+            );
         }
         if status.is_server_error() {
-            return (Err(Attempt::Retry(format!("HTTP {status}: {}", snippet(&body.text)), "PULL_HTTP_5XX")), retry_after);
+            return (
+                Err(Attempt::Retry(
+                    format!("HTTP {status}: {}", snippet(&body.text)),
+                    "PULL_HTTP_5XX",
+                )),
+                retry_after,
+            );
         }
         if !status.is_success() {
-            return (Err(Attempt::Fatal(status.as_u16(), snippet(&body.text))), None);
+            return (
+                Err(Attempt::Fatal(status.as_u16(), snippet(&body.text))),
+                None,
+            );
         }
         match parse(&body) {
             Ok(v) => (Ok(v), None),
-            Err(reason) => (Err(Attempt::Retry(format!("unreadable page: {reason}"), "PULL_BAD_PAGE")), None),
+            Err(reason) => (
+                Err(Attempt::Retry(
+                    format!("unreadable page: {reason}"),
+                    "PULL_BAD_PAGE",
+                )),
+                None,
+            ),
         }
     }
 
@@ -218,8 +310,14 @@ impl Upstream {
         match &self.auth {
             Auth::None => {}
             Auth::Bearer(t) => headers.push(("Authorization".into(), format!("Bearer {t}"))),
-            Auth::Signature { def, app_key, secret } => {
-                let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+            Auth::Signature {
+                def,
+                app_key,
+                secret,
+            } => {
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default();
                 let ts = match def.timestamp {
                     TimestampUnit::EpochMs => now.as_millis().to_string(),
                     TimestampUnit::EpochS => now.as_secs().to_string(),
@@ -239,7 +337,11 @@ impl Upstream {
             }
         }
         let q = encode_query(&params);
-        let url = if q.is_empty() { format!("{}{}", self.base_url, path) } else { format!("{}{}?{}", self.base_url, path, q) };
+        let url = if q.is_empty() {
+            format!("{}{}", self.base_url, path)
+        } else {
+            format!("{}{}?{}", self.base_url, path, q)
+        };
         (url, headers)
     }
 }
@@ -261,14 +363,29 @@ fn snippet(s: &str) -> String {
 pub fn encode_query(params: &[(String, String)]) -> String {
     params
         .iter()
-        .map(|(k, v)| format!("{}={}", utf8_percent_encode(k, QUERY_VALUE), utf8_percent_encode(v, QUERY_VALUE)))
+        .map(|(k, v)| {
+            format!(
+                "{}={}",
+                utf8_percent_encode(k, QUERY_VALUE),
+                utf8_percent_encode(v, QUERY_VALUE)
+            )
+        })
         .collect::<Vec<_>>()
         .join("&")
 }
 
 /// The signature over the canonical string of [`SignatureDef::canonical`].
 #[allow(clippy::too_many_arguments)]
-pub fn sign(def: &SignatureDef, app_key: &str, secret: &str, ts: &str, nonce: &str, method: &str, path: &str, query: &[(String, String)]) -> String {
+pub fn sign(
+    def: &SignatureDef,
+    app_key: &str,
+    secret: &str,
+    ts: &str,
+    nonce: &str,
+    method: &str,
+    path: &str,
+    query: &[(String, String)],
+) -> String {
     let mut sorted = query.to_vec();
     sorted.sort();
     let canonical = def
@@ -284,7 +401,8 @@ pub fn sign(def: &SignatureDef, app_key: &str, secret: &str, ts: &str, nonce: &s
     match def.algorithm {
         SignatureAlgorithm::HmacSha256 => {
             // HMAC accepts keys of any length, so this cannot fail.
-            let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+            let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes())
+                .expect("HMAC takes any key length");
             mac.update(canonical.as_bytes());
             hex::encode(mac.finalize().into_bytes())
         }
@@ -298,8 +416,14 @@ mod tests {
 
     #[test]
     fn query_encoding_keeps_unreserved_and_escapes_the_rest() {
-        let q = vec![("since".to_owned(), "2025-01-01 00:00:00".to_owned()), ("a".to_owned(), "中".to_owned())];
-        assert_eq!(encode_query(&q), "since=2025-01-01%2000%3A00%3A00&a=%E4%B8%AD");
+        let q = vec![
+            ("since".to_owned(), "2025-01-01 00:00:00".to_owned()),
+            ("a".to_owned(), "中".to_owned()),
+        ];
+        assert_eq!(
+            encode_query(&q),
+            "since=2025-01-01%2000%3A00%3A00&a=%E4%B8%AD"
+        );
     }
 
     #[test]

@@ -30,19 +30,27 @@ pub struct Connector {
 impl Connector {
     /// Checks a definition against the environment (secrets, URL) and the schema (code tables,
     /// mapping targets), and compiles its mappings.
-    pub fn load(def: ConnectorDef, schema: Arc<SchemaRegistry>, env: &dyn Fn(&str) -> Option<String>) -> Result<Connector, ConfigError> {
+    pub fn load(
+        def: ConnectorDef,
+        schema: Arc<SchemaRegistry>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Connector, ConfigError> {
         let upstream = Arc::new(Upstream::new(&def, env)?);
         let mut normalizers = Vec::with_capacity(def.streams.len());
         for (i, s) in def.streams.iter().enumerate() {
             let at = |k: &str| format!("streams[{i}] ({}).mapping.{k}", s.name);
-            let mapper = Mapper::compile(&s.mapping, schema.codes()).map_err(|p| ConfigError::new(&def.file, at(&p.target), p.reason))?;
+            let mapper = Mapper::compile(&s.mapping, schema.codes())
+                .map_err(|p| ConfigError::new(&def.file, at(&p.target), p.reason))?;
             let record_schema = schema.schema(s.record_type);
             for target in mapper.targets() {
                 if !target_in_schema(record_schema, &schema, &target) {
                     return Err(ConfigError::new(
                         &def.file,
                         at(&target),
-                        format!("`{target}` is not a field of the national `{}` record (see schemas/v1/{}.json)", s.record_type, s.record_type),
+                        format!(
+                            "`{target}` is not a field of the national `{}` record (see schemas/v1/{}.json)",
+                            s.record_type, s.record_type
+                        ),
                     ));
                 }
             }
@@ -55,7 +63,11 @@ impl Connector {
                 schema: schema.clone(),
             }));
         }
-        Ok(Connector { def, upstream, normalizers })
+        Ok(Connector {
+            def,
+            upstream,
+            normalizers,
+        })
     }
 
     /// Fresh pullers for every stream (or one), each with its own counters.
@@ -94,14 +106,20 @@ fn target_in_schema(schema: &serde_json::Value, registry: &SchemaRegistry, targe
 }
 
 /// Loads and checks every connector: from `dir` when it exists, else the ones built in.
-pub fn load_all(dir: &Path, schema: Arc<SchemaRegistry>, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<Connector>, ConfigError> {
+pub fn load_all(
+    dir: &Path,
+    schema: Arc<SchemaRegistry>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<Connector>, ConfigError> {
     let defs = if dir.is_dir() {
         definition::load_dir(dir)?
     } else {
         tracing::info!(dir = %dir.display(), "No connectors directory; using the connector definitions built into this binary.");
         definition::embedded()?
     };
-    defs.into_iter().map(|d| Connector::load(d, schema.clone(), env)).collect()
+    defs.into_iter()
+        .map(|d| Connector::load(d, schema.clone(), env))
+        .collect()
 }
 
 #[cfg(test)]
@@ -135,13 +153,26 @@ mod tests {
         use crate::normalize::Outcome;
         use crate::record::{Lineage, Op};
 
-        let sims = crate::sim::Simulators::start(crate::sim::SimConfig { seed: 99, records: 1500, invalid_rate: 0.1, ..Default::default() })
-            .await
-            .unwrap();
-        let mut vars: BTreeMap<String, String> = crate::sim::default_credentials().into_iter().collect();
+        let sims = crate::sim::Simulators::start(crate::sim::SimConfig {
+            seed: 99,
+            records: 1500,
+            invalid_rate: 0.1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let mut vars: BTreeMap<String, String> =
+            crate::sim::default_credentials().into_iter().collect();
         for (i, name) in crate::sim::SYSTEMS.iter().enumerate() {
             let url = sims.url(name).unwrap();
-            vars.insert(format!("XIEZHI_SIM_PORT_{i}"), url.rsplit(':').next().unwrap().trim_end_matches('/').to_owned());
+            vars.insert(
+                format!("XIEZHI_SIM_PORT_{i}"),
+                url.rsplit(':')
+                    .next()
+                    .unwrap()
+                    .trim_end_matches('/')
+                    .to_owned(),
+            );
         }
         let env = move |k: &str| vars.get(k).cloned();
         let schema = Arc::new(SchemaRegistry::embedded().unwrap());
@@ -149,7 +180,14 @@ mod tests {
         let mut problems = Vec::new();
         for def in definition::embedded().unwrap() {
             let conn = Connector::load(def, schema.clone(), &env).unwrap();
-            let truth: serde_json::Value = client.get(format!("{}/truth", conn.upstream.base_url)).send().await.unwrap().json().await.unwrap();
+            let truth: serde_json::Value = client
+                .get(format!("{}/truth", conn.upstream.base_url))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
             let mut keys: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
             let mut failed: BTreeMap<String, String> = BTreeMap::new();
             for p in conn.pullers(None) {
@@ -165,17 +203,31 @@ mod tests {
                 };
                 let (r, pages) = tokio::join!(fetch, collect);
                 r.unwrap_or_else(|e| panic!("{}/{}: {e}", p.connector, p.def.name));
-                let lineage = Lineage { connector: p.connector.clone(), stream: p.def.name.clone(), ..Default::default() };
+                let lineage = Lineage {
+                    connector: p.connector.clone(),
+                    stream: p.def.name.clone(),
+                    ..Default::default()
+                };
                 for fp in pages {
                     for rec in fp.page.records {
                         match p.normalizer.normalize(rec, &lineage) {
                             Outcome::Event(ev) if ev.op == Op::Upsert => {
-                                keys.entry(ev.recordtype.to_string()).or_default().insert(ev.subject);
+                                keys.entry(ev.recordtype.to_string())
+                                    .or_default()
+                                    .insert(ev.subject);
                             }
                             Outcome::Event(_) => {}
                             Outcome::Failure(f) => {
-                                let why = f.errors.iter().map(|e| format!("{} {} {}", e.code, e.path, e.message)).collect::<Vec<_>>().join("; ");
-                                failed.insert(f.upstream_id.unwrap_or_default(), format!("{}/{}: {why}", p.connector, p.def.name));
+                                let why = f
+                                    .errors
+                                    .iter()
+                                    .map(|e| format!("{} {} {}", e.code, e.path, e.message))
+                                    .collect::<Vec<_>>()
+                                    .join("; ");
+                                failed.insert(
+                                    f.upstream_id.unwrap_or_default(),
+                                    format!("{}/{}: {why}", p.connector, p.def.name),
+                                );
                             }
                         }
                     }
@@ -183,28 +235,51 @@ mod tests {
             }
             let events: usize = keys.values().map(BTreeSet::len).sum();
             assert!(events > 100, "{}: only {events} events", conn.def.name);
-            assert!(!failed.is_empty(), "{}: no failures at a 10% invalid rate", conn.def.name);
+            assert!(
+                !failed.is_empty(),
+                "{}: no failures at a 10% invalid rate",
+                conn.def.name
+            );
             let invalid: BTreeMap<String, String> = truth["invalid"]
                 .as_array()
                 .unwrap()
                 .iter()
-                .map(|i| (i["id"].as_str().unwrap().to_owned(), i["reason"].as_str().unwrap().to_owned()))
+                .map(|i| {
+                    (
+                        i["id"].as_str().unwrap().to_owned(),
+                        i["reason"].as_str().unwrap().to_owned(),
+                    )
+                })
                 .collect();
             for (id, why) in &failed {
                 if !invalid.contains_key(id) {
-                    problems.push(format!("{}: valid upstream record {id} failed: {why}", conn.def.name));
+                    problems.push(format!(
+                        "{}: valid upstream record {id} failed: {why}",
+                        conn.def.name
+                    ));
                 }
             }
             for (id, reason) in &invalid {
                 if !failed.contains_key(id) {
-                    problems.push(format!("{}: invalid upstream record {id} ({reason}) passed", conn.def.name));
+                    problems.push(format!(
+                        "{}: invalid upstream record {id} ({reason}) passed",
+                        conn.def.name
+                    ));
                 }
             }
             for (t, want) in truth["valid"].as_object().unwrap() {
-                let want: BTreeSet<String> = want.as_array().unwrap().iter().map(|k| k.as_str().unwrap().to_owned()).collect();
+                let want: BTreeSet<String> = want
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|k| k.as_str().unwrap().to_owned())
+                    .collect();
                 let got = keys.remove(t).unwrap_or_default();
                 for k in want.difference(&got).take(3) {
-                    problems.push(format!("{}: valid {t} {k} produced no event", conn.def.name));
+                    problems.push(format!(
+                        "{}: valid {t} {k} produced no event",
+                        conn.def.name
+                    ));
                 }
                 for k in got.difference(&want).take(3) {
                     problems.push(format!("{}: event for {t} {k} not in truth", conn.def.name));
@@ -214,7 +289,17 @@ mod tests {
         sims.shutdown().await;
         problems.sort();
         problems.dedup();
-        assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.iter().take(40).cloned().collect::<Vec<_>>().join("\n"));
+        assert!(
+            problems.is_empty(),
+            "{} problems:\n{}",
+            problems.len(),
+            problems
+                .iter()
+                .take(40)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
     }
 
     #[test]

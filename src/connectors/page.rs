@@ -22,7 +22,12 @@ pub struct Page {
 
 /// Parses a body. `meta_paths` are dot paths (JSON) or element paths (XML) to read besides the
 /// records.
-pub fn parse(format: Format, body: &str, records_path: &str, meta_paths: &[&str]) -> Result<Page, String> {
+pub fn parse(
+    format: Format,
+    body: &str,
+    records_path: &str,
+    meta_paths: &[&str],
+) -> Result<Page, String> {
     match format {
         Format::Json => parse_json(body, records_path, meta_paths),
         Format::Xml => parse_xml(body, records_path, meta_paths),
@@ -49,12 +54,18 @@ fn raw_at<'a>(body: &'a str, path: &str) -> Result<Option<&'a RawValue>, String>
 }
 
 fn parse_json(body: &str, records_path: &str, meta_paths: &[&str]) -> Result<Page, String> {
-    let list = raw_at(body, records_path)?.ok_or_else(|| format!("no `{records_path}` in the response"))?;
-    let items: Option<Vec<&RawValue>> = serde_json::from_str(list.get()).map_err(|e| format!("`{records_path}` is not an array: {e}"))?;
+    let list = raw_at(body, records_path)?
+        .ok_or_else(|| format!("no `{records_path}` in the response"))?;
+    let items: Option<Vec<&RawValue>> = serde_json::from_str(list.get())
+        .map_err(|e| format!("`{records_path}` is not an array: {e}"))?;
     let mut records = Vec::with_capacity(items.as_ref().map_or(0, Vec::len));
     for item in items.unwrap_or_default() {
-        let value: Value = serde_json::from_str(item.get()).map_err(|e| format!("a record is not JSON: {e}"))?;
-        records.push(RawRecord { value, raw: item.get().to_owned() });
+        let value: Value =
+            serde_json::from_str(item.get()).map_err(|e| format!("a record is not JSON: {e}"))?;
+        records.push(RawRecord {
+            value,
+            raw: item.get().to_owned(),
+        });
     }
     let mut meta = BTreeMap::new();
     for p in meta_paths {
@@ -81,19 +92,25 @@ fn parse_xml(body: &str, records_path: &str, meta_paths: &[&str]) -> Result<Page
     reader.config_mut().trim_text(false);
     let mut stack: Vec<String> = Vec::new();
     let mut records = Vec::new();
-    let mut meta: BTreeMap<String, Option<String>> = meta_paths.iter().map(|p| ((*p).to_owned(), None)).collect();
+    let mut meta: BTreeMap<String, Option<String>> =
+        meta_paths.iter().map(|p| ((*p).to_owned(), None)).collect();
     // While inside a record: its start offset, its fields, and the field being read.
     let mut current: Option<(usize, Map<String, Value>)> = None;
     let mut text = String::new();
     loop {
         let before = reader.buffer_position() as usize;
-        let ev = reader.read_event().map_err(|e| format!("bad XML at byte {}: {e}", reader.error_position()))?;
+        let ev = reader
+            .read_event()
+            .map_err(|e| format!("bad XML at byte {}: {e}", reader.error_position()))?;
         match ev {
             X::Start(e) => {
                 let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
                 stack.push(name);
                 text.clear();
-                if current.is_none() && stack.len() == record_path.len() && stack.iter().zip(&record_path).all(|(a, b)| a == b) {
+                if current.is_none()
+                    && stack.len() == record_path.len()
+                    && stack.iter().zip(&record_path).all(|(a, b)| a == b)
+                {
                     current = Some((before, Map::new()));
                 }
             }
@@ -105,7 +122,8 @@ fn parse_xml(body: &str, records_path: &str, meta_paths: &[&str]) -> Result<Page
             }
             X::Text(t) => {
                 let s = t.decode().map_err(|e| format!("bad XML text: {e}"))?;
-                let s = quick_xml::escape::unescape(&s).map_err(|e| format!("bad XML escape: {e}"))?;
+                let s =
+                    quick_xml::escape::unescape(&s).map_err(|e| format!("bad XML escape: {e}"))?;
                 text.push_str(&s);
             }
             X::CData(t) => text.push_str(&String::from_utf8_lossy(&t)),
@@ -128,7 +146,10 @@ fn parse_xml(body: &str, records_path: &str, meta_paths: &[&str]) -> Result<Page
                     if depth == record_path.len() {
                         let raw = body.get(*start..end).unwrap_or_default().trim().to_owned();
                         let fields = std::mem::take(fields);
-                        records.push(RawRecord { value: Value::Object(fields), raw });
+                        records.push(RawRecord {
+                            value: Value::Object(fields),
+                            raw,
+                        });
                         current = None;
                     } else if depth == record_path.len() + 1
                         && let Some(name) = stack.last()
@@ -149,13 +170,19 @@ fn parse_xml(body: &str, records_path: &str, meta_paths: &[&str]) -> Result<Page
         }
     }
     if !stack.is_empty() {
-        return Err(format!("XML ends inside <{}> (truncated page?)", stack.join("/")));
+        return Err(format!(
+            "XML ends inside <{}> (truncated page?)",
+            stack.join("/")
+        ));
     }
     Ok(Page { records, meta })
 }
 
 fn parse_csv(body: &str) -> Result<Page, String> {
-    let mut rdr = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(body.as_bytes());
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(false)
+        .from_reader(body.as_bytes());
     let headers: Vec<String> = rdr
         .headers()
         .map_err(|e| format!("bad CSV header: {e}"))?
@@ -169,21 +196,36 @@ fn parse_csv(body: &str) -> Result<Page, String> {
         match rdr.read_record(&mut row) {
             Ok(true) => {}
             Ok(false) => break,
-            Err(e) => return Err(format!("bad CSV row at line {}: {e}", rdr.position().line())),
+            Err(e) => {
+                return Err(format!(
+                    "bad CSV row at line {}: {e}",
+                    rdr.position().line()
+                ));
+            }
         }
         let end = rdr.position().byte() as usize;
-        let raw = body.get(start..end).unwrap_or_default().trim_end_matches(['\r', '\n']).to_owned();
+        let raw = body
+            .get(start..end)
+            .unwrap_or_default()
+            .trim_end_matches(['\r', '\n'])
+            .to_owned();
         let mut m = Map::new();
         for (h, v) in headers.iter().zip(row.iter()) {
             m.insert(h.clone(), Value::String(v.to_owned()));
         }
-        records.push(RawRecord { value: Value::Object(m), raw });
+        records.push(RawRecord {
+            value: Value::Object(m),
+            raw,
+        });
     }
     if !body.is_empty() && !body.ends_with('\n') && !records.is_empty() {
         // Exports end every row with a newline; a missing one means the body was cut.
         return Err("CSV body does not end with a newline (truncated page?)".into());
     }
-    Ok(Page { records, meta: BTreeMap::new() })
+    Ok(Page {
+        records,
+        meta: BTreeMap::new(),
+    })
 }
 
 #[cfg(test)]
@@ -193,7 +235,13 @@ mod tests {
     #[test]
     fn json_records_keep_their_exact_text() {
         let body = r#"{"code":0,"data":{"total":2,"list":[{"a": 1,  "b":"x"},{"a":2}]},"next":"c2","more":false}"#;
-        let p = parse(Format::Json, body, "data.list", &["next", "more", "data.total", "absent"]).unwrap();
+        let p = parse(
+            Format::Json,
+            body,
+            "data.list",
+            &["next", "more", "data.total", "absent"],
+        )
+        .unwrap();
         assert_eq!(p.records.len(), 2);
         assert_eq!(p.records[0].raw, r#"{"a": 1,  "b":"x"}"#);
         assert_eq!(p.records[1].value["a"], 2);
@@ -205,7 +253,15 @@ mod tests {
 
     #[test]
     fn truncated_json_is_an_error() {
-        assert!(parse(Format::Json, r#"{"data":{"list":[{"a":1},{"a""#, "data.list", &[]).is_err());
+        assert!(
+            parse(
+                Format::Json,
+                r#"{"data":{"list":[{"a":1},{"a""#,
+                "data.list",
+                &[]
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -213,12 +269,28 @@ mod tests {
         let body = "<ExchangeMessage><Header><NextCursor>n1</NextCursor><HasMore>true</HasMore></Header><Body>\
             <Record><CF_WSH>灵市监罚〔2025〕1号</CF_WSH><CF_JG>罚款 &amp; 警告</CF_JG><BZ/></Record>\
             <Record><CF_WSH>x2</CF_WSH></Record></Body></ExchangeMessage>";
-        let p = parse(Format::Xml, body, "ExchangeMessage.Body.Record", &["ExchangeMessage.Header.NextCursor", "ExchangeMessage.Header.HasMore"]).unwrap();
+        let p = parse(
+            Format::Xml,
+            body,
+            "ExchangeMessage.Body.Record",
+            &[
+                "ExchangeMessage.Header.NextCursor",
+                "ExchangeMessage.Header.HasMore",
+            ],
+        )
+        .unwrap();
         assert_eq!(p.records.len(), 2);
         assert_eq!(p.records[0].value["CF_WSH"], "灵市监罚〔2025〕1号");
         assert_eq!(p.records[0].value["CF_JG"], "罚款 & 警告");
-        assert!(p.records[0].raw.starts_with("<Record>") && p.records[0].raw.ends_with("</Record>"), "{}", p.records[0].raw);
-        assert_eq!(p.meta["ExchangeMessage.Header.NextCursor"].as_deref(), Some("n1"));
+        assert!(
+            p.records[0].raw.starts_with("<Record>") && p.records[0].raw.ends_with("</Record>"),
+            "{}",
+            p.records[0].raw
+        );
+        assert_eq!(
+            p.meta["ExchangeMessage.Header.NextCursor"].as_deref(),
+            Some("n1")
+        );
         assert!(parse(Format::Xml, "<a><b>", "a.b", &[]).is_err());
     }
 

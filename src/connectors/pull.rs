@@ -122,15 +122,25 @@ impl StreamPuller {
     }
 
     async fn sync_inner(&self, ctx: &PullContext) -> anyhow::Result<()> {
-        let start = match ctx.store.checkpoint(&self.connector, &self.def.name).await? {
-            Some(text) => serde_json::from_str::<Position>(&text)
-                .map_err(|e| anyhow::anyhow!("checkpoint of {}/{} is unreadable ({e}): {text}", self.connector, self.def.name))?,
+        let start = match ctx
+            .store
+            .checkpoint(&self.connector, &self.def.name)
+            .await?
+        {
+            Some(text) => serde_json::from_str::<Position>(&text).map_err(|e| {
+                anyhow::anyhow!(
+                    "checkpoint of {}/{} is unreadable ({e}): {text}",
+                    self.connector,
+                    self.def.name
+                )
+            })?,
             None => Position::default(),
         };
         tracing::info!(connector = %self.connector, stream = %self.def.name, run = %ctx.run_id, position = ?start, "Stream sync started.");
 
         let (page_tx, mut page_rx) = mpsc::channel::<FetchedPage>(ctx.pages_in_flight.max(1));
-        let (commit_tx, mut commit_rx) = mpsc::channel::<PendingPage>(ctx.pages_in_flight.max(1) * 2);
+        let (commit_tx, mut commit_rx) =
+            mpsc::channel::<PendingPage>(ctx.pages_in_flight.max(1) * 2);
 
         let fetcher = async {
             let r = self.fetch_all(start, &page_tx).await;
@@ -152,8 +162,12 @@ impl StreamPuller {
                 try_join_all(p.confirms).await?;
                 ctx.store.add_published(&ctx.run_id, p.events).await?;
                 let cp = serde_json::to_string(&p.after)?;
-                ctx.store.save_checkpoint(&self.connector, &self.def.name, &cp).await?;
-                self.counters.published.fetch_add(p.events as u64, Ordering::Relaxed);
+                ctx.store
+                    .save_checkpoint(&self.connector, &self.def.name, &cp)
+                    .await?;
+                self.counters
+                    .published
+                    .fetch_add(p.events as u64, Ordering::Relaxed);
             }
             Ok::<(), anyhow::Error>(())
         };
@@ -182,8 +196,19 @@ impl StreamPuller {
             upstream_id: None,
             raw: raw.clone(),
             normalized: None,
-            errors: vec![FieldError { code: e.code().into(), path: String::new(), schema_path: String::new(), message: raw }],
-            lineage: Lineage { connector: self.connector.clone(), stream: self.def.name.clone(), sync_run: ctx.run_id.clone(), page: String::new(), index: 0 },
+            errors: vec![FieldError {
+                code: e.code().into(),
+                path: String::new(),
+                schema_path: String::new(),
+                message: raw,
+            }],
+            lineage: Lineage {
+                connector: self.connector.clone(),
+                stream: self.def.name.clone(),
+                sync_run: ctx.run_id.clone(),
+                page: String::new(),
+                index: 0,
+            },
         };
         ctx.store.record_failures(&ctx.run_id, &[failure]).await?;
         self.counters.failed.fetch_add(1, Ordering::Relaxed);
@@ -191,14 +216,30 @@ impl StreamPuller {
     }
 
     /// Walks the pages from `pos`, sending each with the position after it.
-    pub(crate) async fn fetch_all(&self, mut pos: Position, out: &mpsc::Sender<FetchedPage>) -> Result<(), PullError> {
+    pub(crate) async fn fetch_all(
+        &self,
+        mut pos: Position,
+        out: &mpsc::Sender<FetchedPage>,
+    ) -> Result<(), PullError> {
         let s = &self.def;
         loop {
-            let mut query: Vec<(String, String)> = s.query.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            let mut query: Vec<(String, String)> = s
+                .query
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
             let mut meta: Vec<&str> = Vec::new();
             let label;
             match &s.pagination {
-                PaginationDef::Page { page_param, size_param, size, first_page, since_param, initial_since, .. } => {
+                PaginationDef::Page {
+                    page_param,
+                    size_param,
+                    size,
+                    first_page,
+                    since_param,
+                    initial_since,
+                    ..
+                } => {
                     let since = pos.since.clone().unwrap_or_else(|| initial_since.clone());
                     let page = pos.page.unwrap_or(*first_page);
                     query.push((since_param.clone(), since.clone()));
@@ -206,7 +247,13 @@ impl StreamPuller {
                     query.push((size_param.clone(), size.to_string()));
                     label = format!("{since_param}={since}&{page_param}={page}");
                 }
-                PaginationDef::Cursor { cursor_param, next_cursor, has_more, limit_param, limit } => {
+                PaginationDef::Cursor {
+                    cursor_param,
+                    next_cursor,
+                    has_more,
+                    limit_param,
+                    limit,
+                } => {
                     if let Some(c) = &pos.cursor {
                         query.push((cursor_param.clone(), c.clone()));
                     }
@@ -219,7 +266,13 @@ impl StreamPuller {
                     }
                     label = format!("{cursor_param}={}", pos.cursor.as_deref().unwrap_or(""));
                 }
-                PaginationDef::Keyset { since_param, initial_since, limit_param, limit, .. } => {
+                PaginationDef::Keyset {
+                    since_param,
+                    initial_since,
+                    limit_param,
+                    limit,
+                    ..
+                } => {
                     let since = pos.since.clone().unwrap_or_else(|| initial_since.clone());
                     query.push((since_param.clone(), since.clone()));
                     query.push((limit_param.clone(), limit.to_string()));
@@ -230,21 +283,33 @@ impl StreamPuller {
             let records_path = s.records.clone();
             let page = self
                 .upstream
-                .get_parsed(&s.path, &query, s.encoding.as_deref(), |body| page::parse(format, &body.text, &records_path, &meta))
+                .get_parsed(&s.path, &query, s.encoding.as_deref(), |body| {
+                    page::parse(format, &body.text, &records_path, &meta)
+                })
                 .await?;
             let n = page.records.len();
             self.counters.pages.fetch_add(1, Ordering::Relaxed);
             self.counters.fetched.fetch_add(n as u64, Ordering::Relaxed);
 
-            let (after, done) = self.advance(&pos, &page).map_err(|reason| PullError::Exhausted {
-                connector: self.connector.clone(),
-                url: format!("{}{}", self.upstream.base_url, s.path),
-                attempts: 1,
-                reason,
-                code: "PULL_BAD_PAGE",
-            })?;
+            let (after, done) =
+                self.advance(&pos, &page)
+                    .map_err(|reason| PullError::Exhausted {
+                        connector: self.connector.clone(),
+                        url: format!("{}{}", self.upstream.base_url, s.path),
+                        attempts: 1,
+                        reason,
+                        code: "PULL_BAD_PAGE",
+                    })?;
             tracing::debug!(connector = %self.connector, stream = %s.name, page = %label, records = n, "Fetched a page.");
-            if out.send(FetchedPage { page, label, after: after.clone() }).await.is_err() {
+            if out
+                .send(FetchedPage {
+                    page,
+                    label,
+                    after: after.clone(),
+                })
+                .await
+                .is_err()
+            {
                 // The processor stopped; its error is reported by the caller.
                 return Ok(());
             }
@@ -259,7 +324,13 @@ impl StreamPuller {
     fn advance(&self, pos: &Position, page: &Page) -> Result<(Position, bool), String> {
         let n = page.records.len();
         match &self.def.pagination {
-            PaginationDef::Page { size, first_page, since_field, initial_since, .. } => {
+            PaginationDef::Page {
+                size,
+                first_page,
+                since_field,
+                initial_since,
+                ..
+            } => {
                 let since = pos.since.clone().unwrap_or_else(|| initial_since.clone());
                 let mut max_seen = pos.max_seen.clone();
                 for r in &page.records {
@@ -272,13 +343,31 @@ impl StreamPuller {
                 }
                 if n < *size as usize {
                     // Run complete: the next run filters from the newest update seen.
-                    Ok((Position { since: Some(max_seen.unwrap_or(since)), ..Default::default() }, true))
+                    Ok((
+                        Position {
+                            since: Some(max_seen.unwrap_or(since)),
+                            ..Default::default()
+                        },
+                        true,
+                    ))
                 } else {
                     let next = pos.page.unwrap_or(*first_page) + 1;
-                    Ok((Position { since: Some(since), page: Some(next), max_seen, cursor: None }, false))
+                    Ok((
+                        Position {
+                            since: Some(since),
+                            page: Some(next),
+                            max_seen,
+                            cursor: None,
+                        },
+                        false,
+                    ))
                 }
             }
-            PaginationDef::Cursor { next_cursor, has_more, .. } => {
+            PaginationDef::Cursor {
+                next_cursor,
+                has_more,
+                ..
+            } => {
                 let next = page.meta.get(next_cursor.as_str()).cloned().flatten();
                 let more = has_more
                     .as_ref()
@@ -286,22 +375,40 @@ impl StreamPuller {
                     .map(|v| v == "true" || v == "1");
                 let done = n == 0 || more == Some(false);
                 match next {
-                    Some(c) => Ok((Position { cursor: Some(c), ..Default::default() }, done)),
+                    Some(c) => Ok((
+                        Position {
+                            cursor: Some(c),
+                            ..Default::default()
+                        },
+                        done,
+                    )),
                     // No token: keep the old one (re-reading the last page is harmless).
                     None if done => Ok((pos.clone(), true)),
-                    None => Err(format!("the response has no `{next_cursor}` although more pages follow")),
+                    None => Err(format!(
+                        "the response has no `{next_cursor}` although more pages follow"
+                    )),
                 }
             }
-            PaginationDef::Keyset { since_field, limit, .. } => {
+            PaginationDef::Keyset {
+                since_field, limit, ..
+            } => {
                 let last = page
                     .records
                     .last()
                     .and_then(|r| crate::normalize::mapping::lookup(&r.value, since_field))
                     .map(text);
                 match last {
-                    Some(v) => Ok((Position { since: Some(v), ..Default::default() }, n < *limit as usize)),
+                    Some(v) => Ok((
+                        Position {
+                            since: Some(v),
+                            ..Default::default()
+                        },
+                        n < *limit as usize,
+                    )),
                     None if n == 0 => Ok((pos.clone(), true)),
-                    None => Err(format!("the last record has no `{since_field}` to continue from")),
+                    None => Err(format!(
+                        "the last record has no `{since_field}` to continue from"
+                    )),
                 }
             }
         }
@@ -336,13 +443,20 @@ impl StreamPuller {
 
         if !failures.is_empty() {
             ctx.store.record_failures(&ctx.run_id, &failures).await?;
-            self.counters.failed.fetch_add(failures.len() as u64, Ordering::Relaxed);
+            self.counters
+                .failed
+                .fetch_add(failures.len() as u64, Ordering::Relaxed);
         }
         let mut confirms = Vec::new();
         let mut events = 0i64;
         for (key, evs) in groups {
-            let deletes = evs.iter().filter(|e| e.op == crate::record::Op::Delete).count();
-            self.counters.deletes.fetch_add(deletes as u64, Ordering::Relaxed);
+            let deletes = evs
+                .iter()
+                .filter(|e| e.op == crate::record::Op::Delete)
+                .count();
+            self.counters
+                .deletes
+                .fetch_add(deletes as u64, Ordering::Relaxed);
             let mut evs = evs;
             while !evs.is_empty() {
                 let rest = evs.split_off(evs.len().min(ctx.batch_max_events));
@@ -351,7 +465,11 @@ impl StreamPuller {
                 evs = rest;
             }
         }
-        Ok(PendingPage { confirms, events, after: fp.after })
+        Ok(PendingPage {
+            confirms,
+            events,
+            after: fp.after,
+        })
     }
 }
 
@@ -384,7 +502,10 @@ mod tests {
 
     #[test]
     fn positions_round_trip_compactly() {
-        let p = Position { cursor: Some("abc".into()), ..Default::default() };
+        let p = Position {
+            cursor: Some("abc".into()),
+            ..Default::default()
+        };
         let s = serde_json::to_string(&p).unwrap();
         assert_eq!(s, r#"{"cursor":"abc"}"#);
         assert_eq!(serde_json::from_str::<Position>(&s).unwrap(), p);

@@ -160,7 +160,10 @@ pub struct MappingProblem {
 
 impl Mapper {
     /// Compiles a mapping, checking each rule's shape and its code tables.
-    pub fn compile(mapping: &BTreeMap<String, FieldSpec>, codes: &CodeTables) -> Result<Mapper, MappingProblem> {
+    pub fn compile(
+        mapping: &BTreeMap<String, FieldSpec>,
+        codes: &CodeTables,
+    ) -> Result<Mapper, MappingProblem> {
         let mut entries = Vec::with_capacity(mapping.len());
         for (target, spec) in mapping {
             check_spec(target, spec, codes)?;
@@ -191,7 +194,10 @@ impl Mapper {
 }
 
 fn check_spec(target: &str, spec: &FieldSpec, codes: &CodeTables) -> Result<(), MappingProblem> {
-    let problem = |reason: String| MappingProblem { target: target.to_owned(), reason };
+    let problem = |reason: String| MappingProblem {
+        target: target.to_owned(),
+        reason,
+    };
     let FieldSpec::Rule(rule) = spec else {
         return Ok(());
     };
@@ -206,7 +212,9 @@ fn check_spec(target: &str, spec: &FieldSpec, codes: &CodeTables) -> Result<(), 
     .filter(|b| **b)
     .count();
     if sources != 1 {
-        return Err(problem("give exactly one of `from`, `from_all`, `value`, `template`, `zip`".into()));
+        return Err(problem(
+            "give exactly one of `from`, `from_all`, `value`, `template`, `zip`".into(),
+        ));
     }
     if rule.each.is_some() && rule.from.is_none() {
         return Err(problem("`each` maps the array named by `from`".into()));
@@ -251,7 +259,9 @@ fn insert_path(out: &mut Map<String, Value>, path: &[String], v: Value) {
             out.insert(last.clone(), v);
         }
         [head, rest @ ..] => {
-            let child = out.entry(head.clone()).or_insert_with(|| Value::Object(Map::new()));
+            let child = out
+                .entry(head.clone())
+                .or_insert_with(|| Value::Object(Map::new()));
             if !child.is_object() {
                 *child = Value::Object(Map::new());
             }
@@ -347,7 +357,11 @@ fn eval(spec: &FieldSpec, up: &Value, codes: &CodeTables) -> Result<Option<Value
 
     let Some(raw) = raw.or_else(|| rule.default.clone()) else {
         return if rule.required {
-            Err(err("MAP_MISSING_FIELD", &source_name, format!("required upstream field `{source_name}` is missing or empty")))
+            Err(err(
+                "MAP_MISSING_FIELD",
+                &source_name,
+                format!("required upstream field `{source_name}` is missing or empty"),
+            ))
         } else {
             Ok(None)
         };
@@ -355,7 +369,11 @@ fn eval(spec: &FieldSpec, up: &Value, codes: &CodeTables) -> Result<Option<Value
 
     if let Some(each) = &rule.each {
         let Value::Array(items) = raw else {
-            return Err(err("MAP_BAD_VALUE", &source_name, format!("`{source_name}` should be an array")));
+            return Err(err(
+                "MAP_BAD_VALUE",
+                &source_name,
+                format!("`{source_name}` should be an array"),
+            ));
         };
         let mut out = Vec::with_capacity(items.len());
         for item in &items {
@@ -373,7 +391,9 @@ fn eval(spec: &FieldSpec, up: &Value, codes: &CodeTables) -> Result<Option<Value
     // A split turns one string into several values, each converted alike.
     let values = match (&rule.split, &raw, &rule.zip) {
         (Some(sep), Value::String(s), None) => Some(split(s, sep)),
-        (_, Value::Array(a), None) if rule.from_all.is_some() || rule.split.is_some() => Some(a.clone()),
+        (_, Value::Array(a), None) if rule.from_all.is_some() || rule.split.is_some() => {
+            Some(a.clone())
+        }
         _ => None,
     };
     match values {
@@ -462,15 +482,25 @@ fn convert(rule: &FieldRule, v: Value, src: &str, codes: &CodeTables) -> Result<
     }
     if let Some(unit) = rule.amount {
         let text = text_of(&v);
-        return to_yuan(&text, unit)
-            .map(Value::String)
-            .ok_or_else(|| err("MAP_BAD_AMOUNT", src, format!("`{text}` is not an amount in {unit:?} with at most fen precision")));
+        return to_yuan(&text, unit).map(Value::String).ok_or_else(|| {
+            err(
+                "MAP_BAD_AMOUNT",
+                src,
+                format!("`{text}` is not an amount in {unit:?} with at most fen precision"),
+            )
+        });
     }
     if let Some(fmt) = &rule.date {
         let text = text_of(&v);
         return parse_date(&text, fmt)
             .map(|d| Value::String(d.format("%Y-%m-%d").to_string()))
-            .ok_or_else(|| err("MAP_BAD_DATE", src, format!("`{text}` is not a real date in the format `{fmt}`")));
+            .ok_or_else(|| {
+                err(
+                    "MAP_BAD_DATE",
+                    src,
+                    format!("`{text}` is not a real date in the format `{fmt}`"),
+                )
+            });
     }
     if let Some(fmt) = &rule.datetime {
         let text = text_of(&v);
@@ -478,7 +508,13 @@ fn convert(rule: &FieldRule, v: Value, src: &str, codes: &CodeTables) -> Result<
             .ok()
             .and_then(|dt| beijing().from_local_datetime(&dt).single())
             .map(|dt| Value::String(dt.to_rfc3339()))
-            .ok_or_else(|| err("MAP_BAD_DATE", src, format!("`{text}` is not a real date-time in the format `{fmt}`")));
+            .ok_or_else(|| {
+                err(
+                    "MAP_BAD_DATE",
+                    src,
+                    format!("`{text}` is not a real date-time in the format `{fmt}`"),
+                )
+            });
     }
     if rule.epoch_ms {
         let text = text_of(&v);
@@ -487,7 +523,13 @@ fn convert(rule: &FieldRule, v: Value, src: &str, codes: &CodeTables) -> Result<
             .ok()
             .and_then(DateTime::from_timestamp_millis)
             .map(|dt| Value::String(dt.with_timezone(&beijing()).to_rfc3339()))
-            .ok_or_else(|| err("MAP_BAD_DATE", src, format!("`{text}` is not epoch milliseconds")));
+            .ok_or_else(|| {
+                err(
+                    "MAP_BAD_DATE",
+                    src,
+                    format!("`{text}` is not epoch milliseconds"),
+                )
+            });
     }
     if let Some(b) = &rule.boolean {
         let text = text_of(&v);
@@ -496,14 +538,29 @@ fn convert(rule: &FieldRule, v: Value, src: &str, codes: &CodeTables) -> Result<
         } else if b.no.iter().any(|n| *n == text) {
             Ok(Value::Bool(false))
         } else {
-            Err(err("MAP_BAD_VALUE", src, format!("`{text}` is neither a true value {:?} nor a false value {:?}", b.yes, b.no)))
+            Err(err(
+                "MAP_BAD_VALUE",
+                src,
+                format!(
+                    "`{text}` is neither a true value {:?} nor a false value {:?}",
+                    b.yes, b.no
+                ),
+            ))
         };
     }
     if let Some(table) = &rule.code_table {
         let text = text_of(&v);
         let text = rule.aliases.get(&text).cloned().unwrap_or(text);
-        let by_code = || codes.label(table, &text).map(|l| (text.clone(), l.to_owned()));
-        let by_label = || codes.code_for_label(table, &text).map(|c| (c.to_owned(), text.clone()));
+        let by_code = || {
+            codes
+                .label(table, &text)
+                .map(|l| (text.clone(), l.to_owned()))
+        };
+        let by_label = || {
+            codes
+                .code_for_label(table, &text)
+                .map(|c| (c.to_owned(), text.clone()))
+        };
         let found = match rule.by {
             By::Code => by_code(),
             By::Label => by_label(),
@@ -516,7 +573,13 @@ fn convert(rule: &FieldRule, v: Value, src: &str, codes: &CodeTables) -> Result<
                 m.insert("label".into(), Value::String(label));
                 Value::Object(m)
             })
-            .ok_or_else(|| err("MAP_UNKNOWN_CODE", src, format!("`{text}` is not in code table `{table}`")));
+            .ok_or_else(|| {
+                err(
+                    "MAP_UNKNOWN_CODE",
+                    src,
+                    format!("`{text}` is not in code table `{table}`"),
+                )
+            });
     }
     Ok(v)
 }
@@ -529,32 +592,58 @@ fn transform(t: Transform, v: Value, src: &str) -> Result<Value, FieldError> {
         Transform::UsccDivision => {
             let d: String = text.chars().skip(2).take(6).collect();
             if d.len() != 6 || !d.chars().all(|c| c.is_ascii_digit()) {
-                return Err(err("MAP_BAD_VALUE", src, format!("`{text}` has no division code in digits 3–8")));
+                return Err(err(
+                    "MAP_BAD_VALUE",
+                    src,
+                    format!("`{text}` has no division code in digits 3–8"),
+                ));
             }
             Value::String(d)
         }
         Transform::Division6 => {
             let d: String = text.chars().take(6).collect();
             if d.len() != 6 || !d.chars().all(|c| c.is_ascii_digit()) {
-                return Err(err("MAP_BAD_VALUE", src, format!("`{text}` does not start with a six-digit division code")));
+                return Err(err(
+                    "MAP_BAD_VALUE",
+                    src,
+                    format!("`{text}` does not start with a six-digit division code"),
+                ));
             }
             Value::String(d)
         }
         Transform::Integer => match text.parse::<i64>() {
             Ok(i) => Value::from(i),
-            Err(_) => return Err(err("MAP_BAD_VALUE", src, format!("`{text}` is not an integer"))),
+            Err(_) => {
+                return Err(err(
+                    "MAP_BAD_VALUE",
+                    src,
+                    format!("`{text}` is not an integer"),
+                ));
+            }
         },
-        Transform::Number => match text.parse::<f64>().ok().and_then(serde_json::Number::from_f64) {
+        Transform::Number => match text
+            .parse::<f64>()
+            .ok()
+            .and_then(serde_json::Number::from_f64)
+        {
             Some(n) => Value::Number(n),
-            None => return Err(err("MAP_BAD_VALUE", src, format!("`{text}` is not a number"))),
+            None => {
+                return Err(err(
+                    "MAP_BAD_VALUE",
+                    src,
+                    format!("`{text}` is not a number"),
+                ));
+            }
         },
     })
 }
 
 fn parse_date(text: &str, fmt: &str) -> Option<NaiveDate> {
-    NaiveDate::parse_from_str(text, fmt)
-        .ok()
-        .or_else(|| NaiveDateTime::parse_from_str(text, fmt).ok().map(|dt| dt.date()))
+    NaiveDate::parse_from_str(text, fmt).ok().or_else(|| {
+        NaiveDateTime::parse_from_str(text, fmt)
+            .ok()
+            .map(|dt| dt.date())
+    })
 }
 
 /// Converts a decimal amount to 元 with exactly two decimals, without floating point.
@@ -562,7 +651,11 @@ fn parse_date(text: &str, fmt: &str) -> Option<NaiveDate> {
 pub fn to_yuan(text: &str, unit: AmountUnit) -> Option<String> {
     let text = text.trim();
     let (int, frac) = text.split_once('.').unwrap_or((text, ""));
-    if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) || frac.len() > 12 {
+    if int.is_empty()
+        || !int.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+        || frac.len() > 12
+    {
         return None;
     }
     // Value in units of 10^-12 of the upstream unit.
@@ -588,30 +681,59 @@ mod tests {
 
     #[test]
     fn amounts_convert_exactly() {
-        assert_eq!(to_yuan("0.2", AmountUnit::WanYuan).as_deref(), Some("2000.00"));
-        assert_eq!(to_yuan("0.000001", AmountUnit::WanYuan).as_deref(), Some("0.01"));
-        assert_eq!(to_yuan("1500", AmountUnit::Yuan).as_deref(), Some("1500.00"));
-        assert_eq!(to_yuan("1500.5", AmountUnit::Yuan).as_deref(), Some("1500.50"));
+        assert_eq!(
+            to_yuan("0.2", AmountUnit::WanYuan).as_deref(),
+            Some("2000.00")
+        );
+        assert_eq!(
+            to_yuan("0.000001", AmountUnit::WanYuan).as_deref(),
+            Some("0.01")
+        );
+        assert_eq!(
+            to_yuan("1500", AmountUnit::Yuan).as_deref(),
+            Some("1500.00")
+        );
+        assert_eq!(
+            to_yuan("1500.5", AmountUnit::Yuan).as_deref(),
+            Some("1500.50")
+        );
         assert_eq!(to_yuan("12345", AmountUnit::Fen).as_deref(), Some("123.45"));
-        assert_eq!(to_yuan("0.0000001", AmountUnit::WanYuan), None, "finer than a fen");
+        assert_eq!(
+            to_yuan("0.0000001", AmountUnit::WanYuan),
+            None,
+            "finer than a fen"
+        );
         assert_eq!(to_yuan("-1", AmountUnit::Yuan), None);
         assert_eq!(to_yuan("abc", AmountUnit::Yuan), None);
     }
 
     #[test]
     fn dates_reject_impossible_days() {
-        assert_eq!(parse_date("2025/02/28", "%Y/%m/%d"), NaiveDate::from_ymd_opt(2025, 2, 28));
+        assert_eq!(
+            parse_date("2025/02/28", "%Y/%m/%d"),
+            NaiveDate::from_ymd_opt(2025, 2, 28)
+        );
         assert_eq!(parse_date("2025/02/30", "%Y/%m/%d"), None);
-        assert_eq!(parse_date("2025-03-01 10:00:00", "%Y-%m-%d %H:%M:%S"), NaiveDate::from_ymd_opt(2025, 3, 1));
+        assert_eq!(
+            parse_date("2025-03-01 10:00:00", "%Y-%m-%d %H:%M:%S"),
+            NaiveDate::from_ymd_opt(2025, 3, 1)
+        );
     }
 
     #[test]
     fn templates_and_zips() {
         let up = serde_json::json!({"a": "x", "b": "y", "names": "张三,李四", "certs": ["1", "2"]});
         assert_eq!(render_template("{a}：{b}{missing}", &up), "x：y");
-        let z: BTreeMap<String, String> = [("name".to_owned(), "names".to_owned()), ("certificate_number".to_owned(), "certs".to_owned())].into();
+        let z: BTreeMap<String, String> = [
+            ("name".to_owned(), "names".to_owned()),
+            ("certificate_number".to_owned(), "certs".to_owned()),
+        ]
+        .into();
         let got = zip_arrays(&z, ",", &up).unwrap();
-        assert_eq!(got, serde_json::json!([{"certificate_number": "1", "name": "张三"}, {"certificate_number": "2", "name": "李四"}]));
+        assert_eq!(
+            got,
+            serde_json::json!([{"certificate_number": "1", "name": "张三"}, {"certificate_number": "2", "name": "李四"}])
+        );
     }
 
     #[test]

@@ -18,14 +18,20 @@ pub use mapping::{FieldSpec, Mapper, MappingProblem};
 /// The natural key of a national record (what makes two records the same record), spelled as
 /// `GET /v1/records/{type}/{key}` takes it. `None` when a key field is missing.
 pub fn natural_key(t: RecordType, r: &Value) -> Option<String> {
-    let s = |p: &str| r.pointer(p).and_then(Value::as_str).filter(|v| !v.is_empty());
+    let s = |p: &str| {
+        r.pointer(p)
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty())
+    };
     let pair = |a: &str, b: &str| Some(format!("{}:{}", s(a)?, s(b)?));
     match t {
         RecordType::Agency => s("/uscc").map(str::to_owned),
         RecordType::Officer => s("/certificate_number").map(str::to_owned),
         RecordType::EnforcementItem => s("/item_code").map(str::to_owned),
         RecordType::Inspection => s("/inspection_id").map(str::to_owned),
-        RecordType::Penalty | RecordType::License | RecordType::CoerciveMeasure => pair("/agency/uscc", "/decision_number"),
+        RecordType::Penalty | RecordType::License | RecordType::CoerciveMeasure => {
+            pair("/agency/uscc", "/decision_number")
+        }
         RecordType::CreditRating => pair("/party_code", "/period"),
         RecordType::SpotCheckTask => s("/task_number").map(str::to_owned),
         RecordType::SpotCheckResult => pair("/task_number", "/party/uscc"),
@@ -40,7 +46,9 @@ pub fn key_fields(t: RecordType) -> &'static [&'static str] {
         RecordType::Officer => &["/certificate_number"],
         RecordType::EnforcementItem => &["/item_code"],
         RecordType::Inspection => &["/inspection_id"],
-        RecordType::Penalty | RecordType::License | RecordType::CoerciveMeasure => &["/agency/uscc", "/decision_number"],
+        RecordType::Penalty | RecordType::License | RecordType::CoerciveMeasure => {
+            &["/agency/uscc", "/decision_number"]
+        }
         RecordType::CreditRating => &["/party_code", "/period"],
         RecordType::SpotCheckTask => &["/task_number"],
         RecordType::SpotCheckResult => &["/task_number", "/party/uscc"],
@@ -79,13 +87,23 @@ impl StreamNormalizer {
     /// Normalises one record; `lineage` says where it came from.
     pub fn normalize(&self, rec: RawRecord, lineage: &Lineage) -> Outcome {
         let upstream_id = mapping::lookup(&rec.value, &self.id_field).map(text);
-        let source_updated = self.updated_field.as_deref().and_then(|f| mapping::lookup(&rec.value, f)).map(text);
+        let source_updated = self
+            .updated_field
+            .as_deref()
+            .and_then(|f| mapping::lookup(&rec.value, f))
+            .map(text);
         let deleted = self.op.as_ref().is_some_and(|(field, dels)| {
             mapping::lookup(&rec.value, field).is_some_and(|v| dels.iter().any(|d| *d == text(v)))
         });
         let fail = |normalized: Option<Value>, key: Option<String>, errors: Vec<FieldError>| {
             Outcome::Failure(Box::new(Failure {
-                id: Failure::make_id(Stage::Normalize, &lineage.connector, &lineage.stream, upstream_id.as_deref(), &rec.raw),
+                id: Failure::make_id(
+                    Stage::Normalize,
+                    &lineage.connector,
+                    &lineage.stream,
+                    upstream_id.as_deref(),
+                    &rec.raw,
+                ),
                 stage: Stage::Normalize,
                 connector: lineage.connector.clone(),
                 stream: lineage.stream.clone(),
@@ -108,12 +126,19 @@ impl StreamNormalizer {
         let Some(key) = key else {
             let errors = key_fields(self.record_type)
                 .iter()
-                .filter(|p| mapped.pointer(p).and_then(Value::as_str).is_none_or(str::is_empty))
+                .filter(|p| {
+                    mapped
+                        .pointer(p)
+                        .and_then(Value::as_str)
+                        .is_none_or(str::is_empty)
+                })
                 .map(|p| FieldError {
                     code: "KEY_MISSING".into(),
                     path: (*p).to_owned(),
                     schema_path: String::new(),
-                    message: format!("the natural key field {p} is missing, so the record cannot be identified"),
+                    message: format!(
+                        "the natural key field {p} is missing, so the record cannot be identified"
+                    ),
                 })
                 .collect();
             return fail(Some(mapped), None, errors);
@@ -124,14 +149,30 @@ impl StreamNormalizer {
             .unwrap_or("000000")
             .to_owned();
         if deleted {
-            let ev = Event::new(self.record_type, key, division, Op::Delete, None, lineage, source_updated);
+            let ev = Event::new(
+                self.record_type,
+                key,
+                division,
+                Op::Delete,
+                None,
+                lineage,
+                source_updated,
+            );
             return Outcome::Event(Box::new(ev));
         }
         let errors = self.schema.validate(self.record_type, &mapped);
         if !errors.is_empty() {
             return fail(Some(mapped), Some(key), errors);
         }
-        let ev = Event::new(self.record_type, key, division, Op::Upsert, Some(mapped), lineage, source_updated);
+        let ev = Event::new(
+            self.record_type,
+            key,
+            division,
+            Op::Upsert,
+            Some(mapped),
+            lineage,
+            source_updated,
+        );
         Outcome::Event(Box::new(ev))
     }
 }
@@ -151,10 +192,22 @@ mod tests {
     #[test]
     fn natural_keys_follow_the_design() {
         let p = json!({"agency": {"uscc": "11620822013868512X"}, "decision_number": "灵市监罚〔2025〕1号"});
-        assert_eq!(natural_key(RecordType::Penalty, &p).as_deref(), Some("11620822013868512X:灵市监罚〔2025〕1号"));
-        assert_eq!(natural_key(RecordType::Penalty, &json!({"decision_number": "x"})), None);
+        assert_eq!(
+            natural_key(RecordType::Penalty, &p).as_deref(),
+            Some("11620822013868512X:灵市监罚〔2025〕1号")
+        );
+        assert_eq!(
+            natural_key(RecordType::Penalty, &json!({"decision_number": "x"})),
+            None
+        );
         let r = json!({"task_number": "T1", "party": {"uscc": "91620822MA71234567"}});
-        assert_eq!(natural_key(RecordType::SpotCheckResult, &r).as_deref(), Some("T1:91620822MA71234567"));
-        assert_eq!(natural_key(RecordType::HotlineTicket, &json!({"ticket_number": "GD1"})).as_deref(), Some("GD1"));
+        assert_eq!(
+            natural_key(RecordType::SpotCheckResult, &r).as_deref(),
+            Some("T1:91620822MA71234567")
+        );
+        assert_eq!(
+            natural_key(RecordType::HotlineTicket, &json!({"ticket_number": "GD1"})).as_deref(),
+            Some("GD1")
+        );
     }
 }

@@ -71,20 +71,45 @@ impl Runtime {
         let connectors = connectors::load_all(&config.connectors_dir, schema.clone(), &env)?;
         let precedence = Precedence(config.precedence.clone());
         let store: Arc<dyn Store> = match &config.database_url {
-            Some(url) => Arc::new(PgStore::connect(url, precedence, 8).await.context("opening the PostgreSQL store")?),
+            Some(url) => Arc::new(
+                PgStore::connect(url, precedence, 8)
+                    .await
+                    .context("opening the PostgreSQL store")?,
+            ),
             None => {
                 let path = config.data_dir.join("xiezhi.sqlite");
-                Arc::new(SqliteStore::open(&path, precedence).await.with_context(|| format!("opening the embedded store {}", path.display()))?)
+                Arc::new(
+                    SqliteStore::open(&path, precedence)
+                        .await
+                        .with_context(|| {
+                            format!("opening the embedded store {}", path.display())
+                        })?,
+                )
             }
         };
         store.migrate().await.context("migrating the store")?;
         let bus: Arc<dyn Bus> = match &config.amqp_url {
-            Some(url) => Arc::new(AmqpBus::connect(url, config.amqp.clone()).await.context("connecting to RabbitMQ")?),
+            Some(url) => Arc::new(
+                AmqpBus::connect(url, config.amqp.clone())
+                    .await
+                    .context("connecting to RabbitMQ")?,
+            ),
             None => Arc::new(MemoryBus::new(64)),
         };
         bus.declare().await.context("declaring the bus topology")?;
-        tracing::info!(store = store.kind(), bus = bus.kind(), connectors = connectors.len(), "Pipeline ready.");
-        Ok(Runtime { config, schema, store, bus, connectors })
+        tracing::info!(
+            store = store.kind(),
+            bus = bus.kind(),
+            connectors = connectors.len(),
+            "Pipeline ready."
+        );
+        Ok(Runtime {
+            config,
+            schema,
+            store,
+            bus,
+            connectors,
+        })
     }
 
     /// Starts the configured number of store writers.
@@ -93,14 +118,33 @@ impl Runtime {
     }
 
     /// As [`Runtime::spawn_writers`], recording fetch-to-commit latency (the benchmark).
-    pub fn spawn_writers_with(&self, cancel: &CancellationToken, latency: Option<Arc<writer::LatencyHistogram>>) -> Vec<JoinHandle<anyhow::Result<()>>> {
+    pub fn spawn_writers_with(
+        &self,
+        cancel: &CancellationToken,
+        latency: Option<Arc<writer::LatencyHistogram>>,
+    ) -> Vec<JoinHandle<anyhow::Result<()>>> {
         let p = &self.config.pipeline;
-        let settings = writer::WriterSettings { prefetch: p.store_prefetch, group_events: p.store_group_events, latency };
+        let settings = writer::WriterSettings {
+            prefetch: p.store_prefetch,
+            group_events: p.store_group_events,
+            latency,
+        };
         // The in-process bus has one queue and SQLite one writer: more writers would only queue
         // on its lock.
-        let n = if self.bus.kind() == "memory" { 1 } else { p.store_writers };
+        let n = if self.bus.kind() == "memory" {
+            1
+        } else {
+            p.store_writers
+        };
         (0..n)
-            .map(|_| tokio::spawn(writer::run(self.bus.clone(), self.store.clone(), settings.clone(), cancel.clone())))
+            .map(|_| {
+                tokio::spawn(writer::run(
+                    self.bus.clone(),
+                    self.store.clone(),
+                    settings.clone(),
+                    cancel.clone(),
+                ))
+            })
             .collect()
     }
 
@@ -114,21 +158,41 @@ impl Runtime {
             if let Some(s) = &sel.stream
                 && c.def.stream(s).is_none()
             {
-                anyhow::bail!("connector `{}` has no stream `{s}` (it has: {})", c.def.name, c.def.streams.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", "));
+                anyhow::bail!(
+                    "connector `{}` has no stream `{s}` (it has: {})",
+                    c.def.name,
+                    c.def
+                        .streams
+                        .iter()
+                        .map(|s| s.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
             }
             out.extend(c.pullers(sel.stream.as_deref()));
         }
         if let Some(n) = &sel.connector
             && out.is_empty()
         {
-            anyhow::bail!("no connector named `{n}` (known: {})", self.connectors.iter().map(|c| c.def.name.as_str()).collect::<Vec<_>>().join(", "));
+            anyhow::bail!(
+                "no connector named `{n}` (known: {})",
+                self.connectors
+                    .iter()
+                    .map(|c| c.def.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
         }
         Ok(out)
     }
 
     /// Syncs the given pullers once and waits until the store writer (here or in another
     /// process) ingested everything the run published. Store writers must be running.
-    pub async fn sync_once(&self, pullers: &[StreamPuller], on_tick: impl Fn(&[StreamPuller])) -> anyhow::Result<SyncReport> {
+    pub async fn sync_once(
+        &self,
+        pullers: &[StreamPuller],
+        on_tick: impl Fn(&[StreamPuller]),
+    ) -> anyhow::Result<SyncReport> {
         let started = std::time::Instant::now();
         let run_id = uuid::Uuid::new_v4().to_string();
         self.store.begin_run(&run_id).await?;
@@ -177,6 +241,9 @@ impl Runtime {
 
     /// Connector name → its base URL (for reconciliation against simulator truth).
     pub fn base_urls(&self) -> BTreeMap<String, String> {
-        self.connectors.iter().map(|c| (c.def.name.clone(), c.upstream.base_url.clone())).collect()
+        self.connectors
+            .iter()
+            .map(|c| (c.def.name.clone(), c.upstream.base_url.clone()))
+            .collect()
     }
 }

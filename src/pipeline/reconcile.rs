@@ -60,14 +60,23 @@ pub struct Reconciliation {
 impl Reconciliation {
     /// Zero missing, zero unexpected, every invalid record in failures.
     pub fn ok(&self) -> bool {
-        self.types.values().all(|t| t.missing_count == 0 && t.unexpected_count == 0)
-            && self.sources.values().all(|s| s.invalid_missing.is_empty() && s.invalid_in_failures == s.invalid)
+        self.types
+            .values()
+            .all(|t| t.missing_count == 0 && t.unexpected_count == 0)
+            && self
+                .sources
+                .values()
+                .all(|s| s.invalid_missing.is_empty() && s.invalid_in_failures == s.invalid)
     }
 }
 
 /// Fetches `GET {base}/truth` from every upstream.
-pub async fn fetch_truth(base_urls: &BTreeMap<String, String>) -> anyhow::Result<BTreeMap<String, Truth>> {
-    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(120)).build()?;
+pub async fn fetch_truth(
+    base_urls: &BTreeMap<String, String>,
+) -> anyhow::Result<BTreeMap<String, Truth>> {
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(120))
+        .build()?;
     let mut out = BTreeMap::new();
     for (name, base) in base_urls {
         let url = format!("{base}/truth");
@@ -86,11 +95,17 @@ pub async fn fetch_truth(base_urls: &BTreeMap<String, String>) -> anyhow::Result
 }
 
 /// Compares the store with the truth of each upstream.
-pub async fn reconcile(store: &dyn Store, truths: &BTreeMap<String, Truth>) -> anyhow::Result<Reconciliation> {
+pub async fn reconcile(
+    store: &dyn Store,
+    truths: &BTreeMap<String, Truth>,
+) -> anyhow::Result<Reconciliation> {
     let mut expected: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for t in truths.values() {
         for (ty, keys) in &t.valid {
-            expected.entry(ty.clone()).or_default().extend(keys.iter().cloned());
+            expected
+                .entry(ty.clone())
+                .or_default()
+                .extend(keys.iter().cloned());
         }
     }
     let mut rec = Reconciliation::default();
@@ -117,7 +132,11 @@ pub async fn reconcile(store: &dyn Store, truths: &BTreeMap<String, Truth>) -> a
     for (name, t) in truths {
         let failed = failed_upstream_ids(store, name).await?;
         let ids: BTreeSet<&str> = t.invalid.iter().map(|i| i.id.as_str()).collect();
-        let missing: Vec<String> = ids.iter().filter(|id| !failed.contains(**id)).map(|s| (*s).to_owned()).collect();
+        let missing: Vec<String> = ids
+            .iter()
+            .filter(|id| !failed.contains(**id))
+            .map(|s| (*s).to_owned())
+            .collect();
         rec.sources.insert(
             name.clone(),
             SourceReconciliation {
@@ -131,9 +150,17 @@ pub async fn reconcile(store: &dyn Store, truths: &BTreeMap<String, Truth>) -> a
     Ok(rec)
 }
 
-async fn failed_upstream_ids(store: &dyn Store, connector: &str) -> anyhow::Result<BTreeSet<String>> {
+async fn failed_upstream_ids(
+    store: &dyn Store,
+    connector: &str,
+) -> anyhow::Result<BTreeSet<String>> {
     let mut ids = BTreeSet::new();
-    let mut filter = FailureFilter { connector: Some(connector.to_owned()), status: Some(FailureStatus::Open), limit: 1000, ..Default::default() };
+    let mut filter = FailureFilter {
+        connector: Some(connector.to_owned()),
+        status: Some(FailureStatus::Open),
+        limit: 1000,
+        ..Default::default()
+    };
     loop {
         let page = store.list_failures(&filter).await?;
         let Some(last) = page.last() else { break };

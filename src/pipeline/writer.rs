@@ -37,7 +37,9 @@ const LATENCY_BUCKETS: usize = 60_001;
 
 impl Default for LatencyHistogram {
     fn default() -> Self {
-        LatencyHistogram { buckets: (0..LATENCY_BUCKETS).map(|_| AtomicU64::new(0)).collect() }
+        LatencyHistogram {
+            buckets: (0..LATENCY_BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+        }
     }
 }
 
@@ -66,7 +68,12 @@ impl LatencyHistogram {
 }
 
 /// Runs until `cancel` fires or the bus closes.
-pub async fn run(bus: Arc<dyn Bus>, store: Arc<dyn Store>, settings: WriterSettings, cancel: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    bus: Arc<dyn Bus>,
+    store: Arc<dyn Store>,
+    settings: WriterSettings,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
     let queue = bus.store_queue().to_owned();
     let mut sub = bus.subscribe(&queue, settings.prefetch).await?;
     tracing::info!(bus = bus.kind(), store = store.kind(), queue = %queue, "Store writer started.");
@@ -95,7 +102,9 @@ pub async fn run(bus: Arc<dyn Bus>, store: Arc<dyn Store>, settings: WriterSetti
                     events += d.batch.events.len();
                     group.push(d);
                 }
-                Ok(Some(Err(e))) => tracing::error!(error = %e, "Store writer received an unusable delivery; it was dead-lettered."),
+                Ok(Some(Err(e))) => {
+                    tracing::error!(error = %e, "Store writer received an unusable delivery; it was dead-lettered.")
+                }
                 Ok(None) | Err(_) => break,
             }
         }
@@ -105,7 +114,12 @@ pub async fn run(bus: Arc<dyn Bus>, store: Arc<dyn Store>, settings: WriterSetti
     Ok(())
 }
 
-async fn apply_group(store: &dyn Store, group: Vec<Delivery>, cancel: &CancellationToken, latency: Option<&LatencyHistogram>) {
+async fn apply_group(
+    store: &dyn Store,
+    group: Vec<Delivery>,
+    cancel: &CancellationToken,
+    latency: Option<&LatencyHistogram>,
+) {
     let mut delays = ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(100))
         .with_max_delay(Duration::from_secs(5))
@@ -123,7 +137,15 @@ async fn apply_group(store: &dyn Store, group: Vec<Delivery>, cancel: &Cancellat
                         h.record((now - ev.time).num_milliseconds().max(0) as u64);
                     }
                 }
-                tracing::debug!(batches = batches.len(), inserted = outcome.inserted, updated = outcome.updated, unchanged = outcome.unchanged, deleted = outcome.deleted, duplicates = outcome.duplicate_batches, "Applied a group of batches.");
+                tracing::debug!(
+                    batches = batches.len(),
+                    inserted = outcome.inserted,
+                    updated = outcome.updated,
+                    unchanged = outcome.unchanged,
+                    deleted = outcome.deleted,
+                    duplicates = outcome.duplicate_batches,
+                    "Applied a group of batches."
+                );
                 for d in group {
                     if let Err(e) = d.acker.ack().await {
                         // The broker redelivers it; the store skips it by batch id.
@@ -160,7 +182,10 @@ async fn apply_group(store: &dyn Store, group: Vec<Delivery>, cancel: &Cancellat
 /// A failure that retrying cannot cure (as opposed to an unreachable database).
 fn is_data_error(e: &crate::store::StoreError) -> bool {
     match e {
-        crate::store::StoreError::Query { source, .. } => matches!(source, sqlx::Error::Database(_) | sqlx::Error::Decode(_) | sqlx::Error::Encode(_)),
+        crate::store::StoreError::Query { source, .. } => matches!(
+            source,
+            sqlx::Error::Database(_) | sqlx::Error::Decode(_) | sqlx::Error::Encode(_)
+        ),
         crate::store::StoreError::Corrupt { .. } => true,
         _ => false,
     }
@@ -175,7 +200,13 @@ async fn dead_letter(store: &dyn Store, group: Vec<Delivery>, reason: &str) {
             .map(|ev| {
                 let raw = serde_json::to_string(ev).unwrap_or_default();
                 Failure {
-                    id: Failure::make_id(Stage::Store, &ev.connector, &ev.stream, Some(&ev.subject), &raw),
+                    id: Failure::make_id(
+                        Stage::Store,
+                        &ev.connector,
+                        &ev.stream,
+                        Some(&ev.subject),
+                        &raw,
+                    ),
                     stage: Stage::Store,
                     connector: ev.connector.clone(),
                     stream: ev.stream.clone(),
@@ -184,12 +215,22 @@ async fn dead_letter(store: &dyn Store, group: Vec<Delivery>, reason: &str) {
                     upstream_id: None,
                     raw,
                     normalized: ev.data.clone(),
-                    errors: vec![FieldError { code: "STORE_REJECTED".into(), path: String::new(), schema_path: String::new(), message: reason.to_owned() }],
+                    errors: vec![FieldError {
+                        code: "STORE_REJECTED".into(),
+                        path: String::new(),
+                        schema_path: String::new(),
+                        message: reason.to_owned(),
+                    }],
                     lineage: ev.lineage(),
                 }
             })
             .collect();
-        let run = d.batch.events.first().map(|e| e.syncrun.clone()).unwrap_or_default();
+        let run = d
+            .batch
+            .events
+            .first()
+            .map(|e| e.syncrun.clone())
+            .unwrap_or_default();
         match store.record_failures(&run, &failures).await {
             Ok(()) => {
                 tracing::error!(batch = %d.batch.id, events = failures.len(), %reason, "The store rejected a batch; its records are in the failure store and the batch is dead-lettered.");
@@ -197,7 +238,9 @@ async fn dead_letter(store: &dyn Store, group: Vec<Delivery>, reason: &str) {
                     tracing::warn!(batch = %d.batch.id, error = %e, "Could not dead-letter a rejected batch; it will be redelivered.");
                 }
             }
-            Err(e) => tracing::error!(batch = %d.batch.id, error = %e, "Could not record the failures of a rejected batch; leaving it unacknowledged."),
+            Err(e) => {
+                tracing::error!(batch = %d.batch.id, error = %e, "Could not record the failures of a rejected batch; leaving it unacknowledged.")
+            }
         }
     }
 }

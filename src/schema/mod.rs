@@ -250,7 +250,11 @@ impl SchemaRegistry {
             "national schema set compiled"
         );
         let defs = defs.clone();
-        Ok(SchemaRegistry { codes, defs, entries })
+        Ok(SchemaRegistry {
+            codes,
+            defs,
+            entries,
+        })
     }
 
     fn entry(&self, t: RecordType) -> &Entry {

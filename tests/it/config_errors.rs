@@ -15,7 +15,9 @@ fn copy_connectors() -> std::path::PathBuf {
 /// Runs `xiezhi check` with the simulators' credentials set, returning (exit code, stderr).
 fn check(connectors: &std::path::Path, with_secrets: bool) -> (i32, String) {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_xiezhi"));
-    cmd.arg("check").env("XIEZHI_CONNECTORS_DIR", connectors).env("XIEZHI_DATA_DIR", connectors.join("data"));
+    cmd.arg("check")
+        .env("XIEZHI_CONNECTORS_DIR", connectors)
+        .env("XIEZHI_DATA_DIR", connectors.join("data"));
     for (k, v) in xiezhi::sim::default_credentials() {
         if with_secrets {
             cmd.env(k, v);
@@ -24,7 +26,10 @@ fn check(connectors: &std::path::Path, with_secrets: bool) -> (i32, String) {
         }
     }
     let out = cmd.output().expect("xiezhi check runs");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn edit(dir: &std::path::Path, file: &str, from: &str, to: &str) -> std::path::PathBuf {
@@ -46,10 +51,20 @@ fn the_shipped_configuration_is_valid() {
 #[test]
 fn an_unknown_field_is_named_with_file_line_and_key() {
     let dir = copy_connectors();
-    let p = edit(&dir, "provincial.toml", "[[streams]]", "[[streams]]\nschedul = \"x\"");
+    let p = edit(
+        &dir,
+        "provincial.toml",
+        "[[streams]]",
+        "[[streams]]\nschedul = \"x\"",
+    );
     let (code, err) = check(&dir, true);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains(&format!("{}:", p.display())) && err.contains("schedul") && err.contains("unknown field"), "{err}");
+    assert!(
+        err.contains(&format!("{}:", p.display()))
+            && err.contains("schedul")
+            && err.contains("unknown field"),
+        "{err}"
+    );
     std::fs::remove_dir_all(dir).ok();
 }
 
@@ -57,11 +72,23 @@ fn an_unknown_field_is_named_with_file_line_and_key() {
 fn a_bad_cron_is_named_with_file_and_key() {
     let dir = copy_connectors();
     let text = std::fs::read_to_string(dir.join("hotline-12345.toml")).expect("read");
-    let line = text.lines().find(|l| l.starts_with("schedule")).expect("a schedule line").to_owned();
-    let p = edit(&dir, "hotline-12345.toml", &line, "schedule = \"61 * * * *\"");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("schedule"))
+        .expect("a schedule line")
+        .to_owned();
+    let p = edit(
+        &dir,
+        "hotline-12345.toml",
+        &line,
+        "schedule = \"61 * * * *\"",
+    );
     let (code, err) = check(&dir, true);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains(&p.display().to_string()) && err.contains(".schedule") && err.contains("cron"), "{err}");
+    assert!(
+        err.contains(&p.display().to_string()) && err.contains(".schedule") && err.contains("cron"),
+        "{err}"
+    );
     std::fs::remove_dir_all(dir).ok();
 }
 
@@ -70,6 +97,9 @@ fn a_missing_secret_is_named_with_its_variable() {
     let dir = copy_connectors();
     let (code, err) = check(&dir, false);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("auth.") && err.contains("is not set") && err.contains("XIEZHI_"), "{err}");
+    assert!(
+        err.contains("auth.") && err.contains("is not set") && err.contains("XIEZHI_"),
+        "{err}"
+    );
     std::fs::remove_dir_all(dir).ok();
 }

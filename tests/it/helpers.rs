@@ -43,10 +43,16 @@ pub async fn spawn_sims(records: usize, invalid_rate: f64, seed: u64) -> Simulat
 /// Connector environment for simulators on arbitrary ports: `XIEZHI_SIM_PORT_<i>` per system
 /// plus their credentials.
 pub fn sim_env(sims: &Simulators) -> BTreeMap<String, String> {
-    let mut env: BTreeMap<String, String> = xiezhi::sim::default_credentials().into_iter().collect();
+    let mut env: BTreeMap<String, String> =
+        xiezhi::sim::default_credentials().into_iter().collect();
     for (i, name) in xiezhi::sim::SYSTEMS.iter().enumerate() {
         let url = sims.url(name).expect("every system runs");
-        let port = url.rsplit(':').next().expect("url has a port").trim_end_matches('/').to_owned();
+        let port = url
+            .rsplit(':')
+            .next()
+            .expect("url has a port")
+            .trim_end_matches('/')
+            .to_owned();
         env.insert(format!("XIEZHI_SIM_PORT_{i}"), port);
     }
     env
@@ -60,18 +66,31 @@ pub struct TestDb {
 
 impl TestDb {
     pub async fn new() -> TestDb {
-        let (url, name) = xiezhi::bench::fresh_database(PG_ADMIN).await.expect("create test database");
+        let (url, name) = xiezhi::bench::fresh_database(PG_ADMIN)
+            .await
+            .expect("create test database");
         TestDb { url, name }
     }
 
     pub async fn drop_db(self) {
-        xiezhi::bench::drop_database(PG_ADMIN, &self.name).await.ok();
+        xiezhi::bench::drop_database(PG_ADMIN, &self.name)
+            .await
+            .ok();
     }
 
+    /// A count query; 0 while the tables do not exist yet (a child process is still migrating).
     pub async fn count(&self, sql: &str) -> i64 {
-        let mut c = sqlx::PgConnection::connect(&self.url).await.expect("connect");
-        let row: (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql.to_owned())).fetch_one(&mut c).await.expect("count query");
-        row.0
+        let mut c = sqlx::PgConnection::connect(&self.url)
+            .await
+            .expect("connect");
+        match sqlx::query_as::<_, (i64,)>(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_one(&mut c)
+            .await
+        {
+            Ok(row) => row.0,
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => 0,
+            Err(e) => panic!("count query failed: {e}"),
+        }
     }
 }
 
@@ -114,7 +133,10 @@ pub fn config_file(c: &Config) -> PathBuf {
     if let Some(u) = &c.amqp_url {
         text.push_str(&format!("amqp_url = {u:?}\n"));
     }
-    text.push_str(&format!("data_dir = {:?}\nconnectors_dir = {:?}\n", c.data_dir, c.connectors_dir));
+    text.push_str(&format!(
+        "data_dir = {:?}\nconnectors_dir = {:?}\n",
+        c.data_dir, c.connectors_dir
+    ));
     text.push_str(&format!(
         "[amqp]\nexchange = {:?}\ndead_letter_exchange = {:?}\nstore_queue = {:?}\ndead_queue = {:?}\n",
         c.amqp.exchange, c.amqp.dead_letter_exchange, c.amqp.store_queue, c.amqp.dead_queue
@@ -135,21 +157,39 @@ impl Running {
         let rt = Arc::new(Runtime::build(c).await.expect("runtime builds"));
         let cancel = CancellationToken::new();
         let writers = rt.spawn_writers(&cancel);
-        Running { rt, cancel, writers }
+        Running {
+            rt,
+            cancel,
+            writers,
+        }
     }
 
     pub async fn sync_all(&self) -> SyncReport {
         let pullers = self.rt.pullers(&Selection::default()).expect("pullers");
-        let report = self.rt.sync_once(&pullers, |_| {}).await.expect("sync runs");
+        let report = self
+            .rt
+            .sync_once(&pullers, |_| {})
+            .await
+            .expect("sync runs");
         for s in &report.streams {
-            assert!(s.error.is_none(), "stream {}/{} failed: {:?}", s.connector, s.stream, s.error);
+            assert!(
+                s.error.is_none(),
+                "stream {}/{} failed: {:?}",
+                s.connector,
+                s.stream,
+                s.error
+            );
         }
         report
     }
 
     pub async fn reconcile(&self) -> Reconciliation {
-        let truths = reconcile::fetch_truth(&self.rt.base_urls()).await.expect("truth");
-        reconcile::reconcile(self.rt.store.as_ref(), &truths).await.expect("reconcile")
+        let truths = reconcile::fetch_truth(&self.rt.base_urls())
+            .await
+            .expect("truth");
+        reconcile::reconcile(self.rt.store.as_ref(), &truths)
+            .await
+            .expect("reconcile")
     }
 
     pub async fn stop(self) {
@@ -162,7 +202,17 @@ impl Running {
 
 /// Asserts a reconciliation found nothing missing, nothing extra, every invalid record failed.
 pub fn assert_reconciled(rec: &Reconciliation) {
-    assert!(rec.ok(), "not reconciled: {}", serde_json::to_string_pretty(rec).unwrap_or_default());
-    assert!(rec.types.values().map(|t| t.stored).sum::<usize>() > 0, "nothing was stored");
-    assert!(rec.sources.values().map(|s| s.invalid).sum::<usize>() > 0, "the simulators produced no invalid records to check");
+    assert!(
+        rec.ok(),
+        "not reconciled: {}",
+        serde_json::to_string_pretty(rec).unwrap_or_default()
+    );
+    assert!(
+        rec.types.values().map(|t| t.stored).sum::<usize>() > 0,
+        "nothing was stored"
+    );
+    assert!(
+        rec.sources.values().map(|s| s.invalid).sum::<usize>() > 0,
+        "the simulators produced no invalid records to check"
+    );
 }

@@ -8,7 +8,10 @@ use crate::helpers::*;
 
 fn xiezhi() -> tokio::process::Command {
     let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_xiezhi"));
-    c.env_remove("XIEZHI_DATABASE_URL").env_remove("XIEZHI_AMQP_URL").env_remove("XIEZHI_CONFIG").kill_on_drop(true);
+    c.env_remove("XIEZHI_DATABASE_URL")
+        .env_remove("XIEZHI_AMQP_URL")
+        .env_remove("XIEZHI_CONFIG")
+        .kill_on_drop(true);
     c
 }
 
@@ -31,14 +34,31 @@ async fn the_demo_runs_on_a_bare_machine_and_reconciles() {
     let port = free_base_port();
     let out = xiezhi()
         .current_dir(&dir)
-        .args(["demo", "--no-serve", "--records", "300", "--base-port", &port.to_string()])
+        .args([
+            "demo",
+            "--no-serve",
+            "--records",
+            "300",
+            "--base-port",
+            &port.to_string(),
+        ])
         .output()
         .await
         .expect("demo runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "demo failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("RECONCILED: every valid record stored once"), "{stdout}");
-    assert!(dir.join("data/demo/xiezhi.sqlite").exists(), "the embedded store file is missing");
+    assert!(
+        out.status.success(),
+        "demo failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("RECONCILED: every valid record stored once"),
+        "{stdout}"
+    );
+    assert!(
+        dir.join("data/demo/xiezhi.sqlite").exists(),
+        "the embedded store file is missing"
+    );
     std::fs::remove_dir_all(dir).ok();
 }
 
@@ -52,7 +72,13 @@ async fn sync_survives_sigkill_mid_way_on_rabbitmq_and_postgres() {
     let env = sim_env(&sims);
 
     let mut child = xiezhi()
-        .args(["--config", file.to_str().expect("utf-8 path"), "sync", "--all", "--once"])
+        .args([
+            "--config",
+            file.to_str().expect("utf-8 path"),
+            "sync",
+            "--all",
+            "--once",
+        ])
         .envs(&env)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -64,29 +90,49 @@ async fn sync_survives_sigkill_mid_way_on_rabbitmq_and_postgres() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(child.try_wait().expect("status").is_none(), "the sync finished before it could be killed; make it bigger");
+    assert!(
+        child.try_wait().expect("status").is_none(),
+        "the sync finished before it could be killed; make it bigger"
+    );
     child.start_kill().expect("SIGKILL");
     child.wait().await.expect("killed");
     let partial = db.count("SELECT count(*) FROM records").await;
 
     let out = xiezhi()
-        .args(["--config", file.to_str().expect("utf-8 path"), "sync", "--all", "--once"])
+        .args([
+            "--config",
+            file.to_str().expect("utf-8 path"),
+            "sync",
+            "--all",
+            "--once",
+        ])
         .envs(&env)
         .output()
         .await
         .expect("second sync runs");
-    assert!(out.status.success(), "second sync failed: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "second sync failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let app = Running::start(config).await;
     let rec = app.reconcile().await;
     assert_reconciled(&rec);
     let stored: usize = rec.types.values().map(|t| t.stored).sum();
-    assert!(partial > 0 && (partial as usize) < stored, "the kill should have left a partial store ({partial} of {stored})");
+    assert!(
+        partial > 0 && (partial as usize) < stored,
+        "the kill should have left a partial store ({partial} of {stored})"
+    );
     // Exactly-once effect: no record has two versions with the same content.
     let dup_versions = db
         .count("SELECT count(*) FROM (SELECT record_type, key, content_hash FROM record_versions GROUP BY 1, 2, 3 HAVING count(*) > 1) d")
         .await;
-    assert_eq!(dup_versions, 0, "a record was stored twice with the same content");
+    assert_eq!(
+        dup_versions, 0,
+        "a record was stored twice with the same content"
+    );
     app.stop().await;
     sims.shutdown().await;
     db.drop_db().await;
