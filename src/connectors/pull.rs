@@ -229,8 +229,7 @@ impl StreamPuller {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
             let mut meta: Vec<&str> = Vec::new();
-            let label;
-            match &s.pagination {
+            let label = match &s.pagination {
                 PaginationDef::Page {
                     page_param,
                     size_param,
@@ -245,7 +244,7 @@ impl StreamPuller {
                     query.push((since_param.clone(), since.clone()));
                     query.push((page_param.clone(), page.to_string()));
                     query.push((size_param.clone(), size.to_string()));
-                    label = format!("{since_param}={since}&{page_param}={page}");
+                    format!("{since_param}={since}&{page_param}={page}")
                 }
                 PaginationDef::Cursor {
                     cursor_param,
@@ -264,7 +263,7 @@ impl StreamPuller {
                     if let Some(h) = has_more {
                         meta.push(h);
                     }
-                    label = format!("{cursor_param}={}", pos.cursor.as_deref().unwrap_or(""));
+                    format!("{cursor_param}={}", pos.cursor.as_deref().unwrap_or(""))
                 }
                 PaginationDef::Keyset {
                     since_param,
@@ -276,9 +275,9 @@ impl StreamPuller {
                     let since = pos.since.clone().unwrap_or_else(|| initial_since.clone());
                     query.push((since_param.clone(), since.clone()));
                     query.push((limit_param.clone(), limit.to_string()));
-                    label = format!("{since_param}={since}");
+                    format!("{since_param}={since}")
                 }
-            }
+            };
             let format = s.format;
             let records_path = s.records.clone();
             let page = self

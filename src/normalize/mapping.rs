@@ -97,7 +97,7 @@ impl When {
         match (&self.is, v) {
             (Some(list), Some(v)) => {
                 let t = text_of(v);
-                list.iter().any(|x| *x == t)
+                list.contains(&t)
             }
             (Some(_), None) => false,
             (None, _) => true,
@@ -533,9 +533,9 @@ fn convert(rule: &FieldRule, v: Value, src: &str, codes: &CodeTables) -> Result<
     }
     if let Some(b) = &rule.boolean {
         let text = text_of(&v);
-        return if b.yes.iter().any(|y| *y == text) {
+        return if b.yes.contains(&text) {
             Ok(Value::Bool(true))
-        } else if b.no.iter().any(|n| *n == text) {
+        } else if b.no.contains(&text) {
             Ok(Value::Bool(false))
         } else {
             Err(err(
