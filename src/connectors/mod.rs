@@ -302,6 +302,160 @@ mod tests {
         );
     }
 
+    /// Maps one hand-written upstream record of `connector`/`stream` (no validation).
+    fn map_one(connector: &str, stream: &str, upstream: serde_json::Value) -> serde_json::Value {
+        let schema = Arc::new(SchemaRegistry::embedded().unwrap());
+        let def = definition::embedded()
+            .unwrap()
+            .into_iter()
+            .find(|d| d.name == connector)
+            .unwrap();
+        let s = def.stream(stream).unwrap();
+        let mapper = Mapper::compile(&s.mapping, schema.codes()).unwrap();
+        let (v, errors) = mapper.map(&upstream, schema.codes());
+        assert!(errors.is_empty(), "{errors:?}");
+        v
+    }
+
+    #[test]
+    fn provincial_codes_get_labels_and_yuan_get_fen() {
+        let v = map_one(
+            "provincial",
+            "penalties",
+            serde_json::json!({"decisionNo": "灵市监罚〔2024〕7号", "penaltyType": "03,01", "fineAmount": 2000, "confiscateAmount": 12.5,
+                "decisionDate": "2024-03-05", "partyType": "2", "partyIdType": "01", "partyIdNo": "620822199001011237",
+                "officers": [{"name": "张三", "certNo": "62080001"}, {"name": "李四", "certNo": "62080002"}]}),
+        );
+        assert_eq!(
+            v["categories"],
+            serde_json::json!([{"code": "03", "label": "罚款"}, {"code": "01", "label": "警告"}])
+        );
+        assert_eq!(v["fine_amount"], "2000.00");
+        assert_eq!(v["confiscated_amount"], "12.50");
+        assert_eq!(v["decision_date"], "2024-03-05");
+        assert_eq!(
+            v["party"]["category"],
+            serde_json::json!({"code": "2", "label": "自然人"})
+        );
+        assert_eq!(v["party"]["id_type"]["label"], "身份证");
+        assert_eq!(
+            v["officers"][1],
+            serde_json::json!({"certificate_number": "62080002", "name": "李四"})
+        );
+    }
+
+    #[test]
+    fn internet_plus_person_columns_become_a_natural_person() {
+        let v = map_one(
+            "internet-plus",
+            "check-action",
+            serde_json::json!({"check_action_code": "JC1", "administrative_cp_na": "1", "administrative_cp_ce_type": "111",
+                "administrative_cp_ui_code": "620822199001011237", "check_date": "2024-05-06 09:30:00", "check_type": "投诉举报核查",
+                "check_result": "发现问题经责令已改正", "check_personnel": ["甲", "乙"], "check_personnel_code": ["c1", "c2"]}),
+        );
+        assert_eq!(v["party"]["category"]["code"], "2");
+        assert_eq!(v["party"]["id_type"]["code"], "01");
+        assert_eq!(v["party"]["id_number"], "620822199001011237");
+        assert!(v["party"].get("uscc").is_none());
+        assert_eq!(v["check_date"], "2024-05-06T09:30:00+08:00");
+        assert_eq!(v["check_type"]["code"], "3");
+        assert_eq!(v["result"]["code"], "ISSUE_CORRECTED");
+        assert_eq!(
+            v["officers"],
+            serde_json::json!([{"certificate_number": "c1", "name": "甲"}, {"certificate_number": "c2", "name": "乙"}])
+        );
+    }
+
+    #[test]
+    fn credit_platform_labels_wan_yuan_and_slashed_dates() {
+        let v = map_one(
+            "credit-platform",
+            "penalties",
+            serde_json::json!({"CF_XDR_LB": "个体工商户", "CF_XDR_SHXYM": "00000000000000000X", "CF_XDR_GSZC": "620822600012345",
+                "CF_XDR_ZJHM": "", "CF_CFLB": "罚款;没收违法所得", "CF_NR_FK": 0.2, "CF_NR_WFFF": null, "CF_JDRQ": "2024/03/05", "CF_YXQ": "2099/12/31"}),
+        );
+        assert_eq!(
+            v["party"]["category"],
+            serde_json::json!({"code": "3", "label": "个体工商户"})
+        );
+        assert_eq!(v["party"]["reg_no"], "620822600012345");
+        assert!(
+            v["party"].get("id_number").is_none(),
+            "an empty string is absent"
+        );
+        assert_eq!(
+            v["categories"][1],
+            serde_json::json!({"code": "04", "label": "没收违法所得"})
+        );
+        assert_eq!(v["fine_amount"], "2000.00");
+        assert!(v.get("confiscated_amount").is_none());
+        assert_eq!(v["decision_date"], "2024-03-05");
+        assert_eq!(v["valid_until"], "2099-12-31");
+        let r = map_one(
+            "credit-platform",
+            "credit-ratings",
+            serde_json::json!({"XY_PJTX": "纳税信用", "XY_DJ": "M级", "XY_PJRQ": "2024/12/31"}),
+        );
+        assert_eq!(r["scheme"]["code"], "TAX");
+        assert_eq!(
+            r["tier"],
+            serde_json::json!({"code": "TAX-M", "label": "M级"})
+        );
+        let l = map_one(
+            "credit-platform",
+            "legacy-penalties",
+            serde_json::json!({"CF_CFLB1": "警告", "CF_CFLB2": "", "CF_XDR_SFZ": "620822199001011237", "CF_FKJE": ""}),
+        );
+        assert_eq!(
+            l["categories"],
+            serde_json::json!([{"code": "01", "label": "警告"}])
+        );
+        assert_eq!(l["party"]["id_type"]["code"], "01");
+        assert_eq!(l["valid_until"], "2099-12-31");
+        assert!(l.get("fine_amount").is_none());
+    }
+
+    #[test]
+    fn double_random_results_split_list_a_codes_and_officers() {
+        let v = map_one(
+            "double-random",
+            "results",
+            serde_json::json!({"任务编号": "T1", "主体类型": "个体工商户", "检查结果": "A;E", "检查日期": "20240506", "检查人员": "甲;乙", "执法证号": "c1;c2"}),
+        );
+        assert_eq!(v["party"]["category"]["code"], "3");
+        assert_eq!(
+            v["results"],
+            serde_json::json!([{"code": "ISSUE_PENDING", "label": "发现问题待后续处理"}, {"code": "ISSUE_CORRECTED", "label": "发现问题经责令已改正"}])
+        );
+        assert_eq!(v["inspected_on"], "2024-05-06");
+        assert_eq!(v["officers"][1]["certificate_number"], "c2");
+        let t = map_one(
+            "double-random",
+            "tasks",
+            serde_json::json!({"isJoint": 1, "itemCodes": "62000000000001,62000000000002", "taskStatus": "已公示"}),
+        );
+        assert_eq!(t["joint"], true);
+        assert_eq!(
+            t["item_codes"],
+            serde_json::json!(["62000000000001", "62000000000002"])
+        );
+        assert_eq!(t["status"]["code"], "5");
+    }
+
+    #[test]
+    fn hotline_epoch_milliseconds_become_beijing_time() {
+        let v = map_one(
+            "hotline-12345",
+            "workorders",
+            serde_json::json!({"acceptTime": 1710460800000i64, "appealType": "举报", "channel": "微信", "status": "办结归档", "isAnonymous": false}),
+        );
+        assert_eq!(v["received_at"], "2024-03-15T08:00:00+08:00");
+        assert_eq!(v["category"]["code"], "4");
+        assert_eq!(v["channel"]["code"], "3");
+        assert_eq!(v["status"]["code"], "CLOSED");
+        assert_eq!(v["anonymous"], false);
+    }
+
     #[test]
     fn a_mapping_target_outside_the_schema_is_refused() {
         let schema = Arc::new(SchemaRegistry::embedded().unwrap());
