@@ -94,7 +94,8 @@ impl Runtime {
                     .await
                     .context("connecting to RabbitMQ")?,
             ),
-            None => Arc::new(MemoryBus::new(64)),
+            // Few batches in memory at once: each holds up to `batch_max_events` parsed records.
+            None => Arc::new(MemoryBus::new(16)),
         };
         bus.declare().await.context("declaring the bus topology")?;
         tracing::info!(
@@ -218,12 +219,27 @@ impl Runtime {
                 _ = tick.tick() => on_tick(pullers),
             }
         };
-        // Everything published is confirmed; wait for the store writer to ingest it.
+        // Everything published is confirmed; wait for the store writers (here or elsewhere) to
+        // ingest it. A writer that makes no progress for `INGEST_STALL` fails the run loudly
+        // rather than hanging: the records are safe on the broker and the next run finds them
+        // stored.
+        const INGEST_STALL: Duration = Duration::from_secs(300);
+        let mut last = (-1i64, std::time::Instant::now());
         let progress = loop {
             let p = self.store.run_progress(&run_id).await?;
             on_tick(pullers);
             if p.ingested >= p.published {
                 break p;
+            }
+            if p.ingested != last.0 {
+                last = (p.ingested, std::time::Instant::now());
+            } else if last.1.elapsed() > INGEST_STALL {
+                anyhow::bail!(
+                    "run {run_id}: the store writers ingested {} of {} published records and made no progress for {}s (is a store writer running against this broker?)",
+                    p.ingested,
+                    p.published,
+                    INGEST_STALL.as_secs()
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         };

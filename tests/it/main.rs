@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod api;
 mod config_errors;
 mod pipeline;
 mod process;
