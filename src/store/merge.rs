@@ -406,18 +406,13 @@ pub(crate) fn plan<'a>(
                     })?)
                 }
             };
-            let value = match &text {
-                Some(text) => Some(Cow::Owned(
-                    serde_json::from_str::<Value>(text).map_err(|e| corrupt(e.to_string()))?,
-                )),
-                None => None,
-            };
             contributions.push(Contribution {
                 connector: s.connector,
                 content_hash: s.content_hash,
                 deleted: s.deleted,
                 division: s.division,
-                value,
+                // Parsed only if a multi-source merge needs it: most records have one source.
+                value: None,
                 text,
                 lineage: s.lineage,
                 changed: false,
@@ -473,7 +468,7 @@ pub(crate) fn plan<'a>(
                     plan.outcome.unchanged += 1;
                     continue;
                 };
-                let text: Arc<str> = Arc::from(serde_json::to_string(data).unwrap_or_default());
+                let text = to_text(data);
                 let c = Contribution {
                     connector: e.connector.clone(),
                     content_hash: inc.hash.to_string(),
@@ -506,7 +501,7 @@ pub(crate) fn plan<'a>(
                 c.overridden.clear();
             }
         }
-        remerge(precedence, &key, state, &mut plan);
+        remerge(precedence, &key, state, &mut plan)?;
     }
 
     for key in order {
@@ -566,6 +561,15 @@ pub(crate) fn plan<'a>(
     Ok(plan)
 }
 
+/// JSON text of a body. Sized up front: growing the buffer by doubling costs more than the
+/// serialisation of a typical 1–2 KB record.
+fn to_text(value: &Value) -> Arc<str> {
+    let mut buf = Vec::with_capacity(2048);
+    // Writing a `Value` into a Vec cannot fail, and serde_json only writes UTF-8.
+    let _ = serde_json::to_writer(&mut buf, value);
+    Arc::from(String::from_utf8(buf).unwrap_or_default())
+}
+
 fn new_state<'a>() -> KeyState<'a> {
     KeyState {
         version: 0,
@@ -580,9 +584,17 @@ fn new_state<'a>() -> KeyState<'a> {
 
 /// Re-merges one record after a contribution changed and writes a version when the merged
 /// content differs from the current one.
-fn remerge(precedence: &Precedence, key: &RecKey, state: &mut KeyState<'_>, plan: &mut Plan) {
+fn remerge(
+    precedence: &Precedence,
+    key: &RecKey,
+    state: &mut KeyState<'_>,
+    plan: &mut Plan,
+) -> Result<(), CorruptContribution> {
     let mut live: Vec<usize> = (0..state.contributions.len())
-        .filter(|i| !state.contributions[*i].deleted && state.contributions[*i].value.is_some())
+        .filter(|i| {
+            let c = &state.contributions[*i];
+            !c.deleted && (c.value.is_some() || c.text.is_some())
+        })
         .collect();
     live.sort_by(|a, b| {
         rank(precedence, key.0, &state.contributions[*a].connector).cmp(&rank(
@@ -599,7 +611,7 @@ fn remerge(precedence: &Precedence, key: &RecKey, state: &mut KeyState<'_>, plan
     if live.is_empty() {
         if !was_live {
             // A tombstone stays a tombstone; only the contribution changed.
-            return;
+            return Ok(());
         }
         state.version += 1;
         state.deleted = true;
@@ -608,7 +620,7 @@ fn remerge(precedence: &Precedence, key: &RecKey, state: &mut KeyState<'_>, plan
         state.seq = SeqRef::New(plan.versions.len());
         push_version(plan, key, state);
         plan.outcome.deleted += 1;
-        return;
+        return Ok(());
     }
 
     let top = &state.contributions[live[0]];
@@ -624,6 +636,21 @@ fn remerge(precedence: &Precedence, key: &RecKey, state: &mut KeyState<'_>, plan
         });
         (top.content_hash.clone(), text)
     } else {
+        for i in &live {
+            let c = &mut state.contributions[*i];
+            if c.value.is_none()
+                && let Some(text) = &c.text
+            {
+                let value =
+                    serde_json::from_str::<Value>(text).map_err(|e| CorruptContribution {
+                        record_type: key.0,
+                        key: key.1.clone(),
+                        connector: c.connector.clone(),
+                        reason: e.to_string(),
+                    })?;
+                c.value = Some(Cow::Owned(value));
+            }
+        }
         let inputs: Vec<&Value> = live
             .iter()
             .filter_map(|i| state.contributions[*i].value.as_deref())
@@ -634,17 +661,14 @@ fn remerge(precedence: &Precedence, key: &RecKey, state: &mut KeyState<'_>, plan
                 state.contributions[*i].overridden = fields.clone();
             }
         }
-        (
-            content_hash(&merged.data),
-            Arc::from(merged.data.to_string()),
-        )
+        (content_hash(&merged.data), to_text(&merged.data))
     };
     state.division = division;
     if was_live && hash == state.content_hash {
         plan.outcome.unchanged += 1;
         // Same content; keep the body the store already has in sync with the summary.
         state.data = Some(text);
-        return;
+        return Ok(());
     }
     state.version += 1;
     state.deleted = false;
@@ -657,6 +681,7 @@ fn remerge(precedence: &Precedence, key: &RecKey, state: &mut KeyState<'_>, plan
     } else {
         plan.outcome.inserted += 1;
     }
+    Ok(())
 }
 
 fn push_version(plan: &mut Plan, key: &RecKey, state: &KeyState<'_>) {
