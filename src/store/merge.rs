@@ -543,7 +543,7 @@ pub(crate) fn plan<'a>(
         let live = state.version > 0 && !state.deleted;
         for c in &state.contributions {
             // A body row exactly for live contributions that differ from the final merged body.
-            let wants_body = !c.deleted && !(live && c.content_hash == state.content_hash);
+            let wants_body = !(c.deleted || live && c.content_hash == state.content_hash);
             let write = if wants_body {
                 c.changed || !c.has_body
             } else {

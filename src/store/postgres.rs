@@ -17,11 +17,11 @@ use sqlx::{AssertSqlSafe, Postgres, SqlSafeStr, Transaction};
 use super::merge::{self, LoadedBody, RecKey, RecordHead};
 use super::{
     ApplyOutcome, Change, ChangeTuple, FailureCols, FailureFilter, FailureRow, FailureTuple,
-    Precedence, RecordTuple, RecordVersion, Result, RunProgress, Stats, Store, StoreError,
-    StoredRecord, VersionTuple, change_from_tuple, failure_from_tuple, failure_limit, parse_json,
-    query_err, record_from_tuple, record_type_of, status_name, version_from_tuple,
+    HeadTuple, Precedence, RecordTuple, RecordVersion, Result, RunProgress, Stats, Store,
+    StoreError, StoredRecord, VersionTuple, change_from_tuple, failure_from_tuple, failure_limit,
+    head_from_tuple, query_err, record_from_tuple, record_type_of, status_name, version_from_tuple,
 };
-use crate::record::{Batch, Failure, Lineage, RecordType};
+use crate::record::{Batch, Failure, RecordType};
 
 /// Key of the advisory lock every `apply` holds until it commits.
 const APPLY_LOCK: i64 = 0x7869_657a_6869; // "xiezhi"
@@ -93,7 +93,7 @@ impl PgStore {
         keys: &[RecKey],
     ) -> Result<Vec<RecordHead>> {
         let (types, names) = key_columns(keys);
-        let rows: Vec<(String, String, i64, i64, bool, String, String, String)> = sqlx::query_as(
+        let rows: Vec<HeadTuple> = sqlx::query_as(
             "SELECT r.record_type, r.key, r.version, r.seq, r.deleted, r.division, r.content_hash, \
                r.sources \
              FROM UNNEST($1::text[], $2::text[]) AS k(record_type, key) \
@@ -104,22 +104,7 @@ impl PgStore {
         .fetch_all(&mut **tx)
         .await
         .map_err(query_err("reading the stored heads of incoming records"))?;
-        rows.into_iter()
-            .map(
-                |(t, key, version, seq, deleted, division, content_hash, sources)| {
-                    Ok(RecordHead {
-                        record_type: record_type_of("record type", &t)?,
-                        key,
-                        version,
-                        seq,
-                        deleted,
-                        division,
-                        content_hash,
-                        sources: parse_json("record sources", &sources)?,
-                    })
-                },
-            )
-            .collect()
+        rows.into_iter().map(head_from_tuple).collect()
     }
 
     /// Bodies of the dirty stored keys: the merged body from the current version's history row
@@ -727,6 +712,15 @@ mod tests {
     async fn postgres_store_passes_the_shared_suite() {
         let db = TestDb::new(crate::store::testsuite::precedence()).await;
         crate::store::testsuite::run(&db.store).await;
+        let pool = db.store.pool().clone();
+        crate::store::testsuite::failure_reopens(&db.store, |id| async move {
+            sqlx::query("UPDATE failures SET status = 'resolved' WHERE id = $1")
+                .bind(id)
+                .execute(&pool)
+                .await
+                .unwrap();
+        })
+        .await;
         db.drop().await;
     }
 

@@ -24,11 +24,11 @@ use sqlx::{AssertSqlSafe, SqlSafeStr, Sqlite, Transaction};
 use super::merge::{self, LoadedBody, RecKey, RecordHead};
 use super::{
     ApplyOutcome, Change, ChangeTuple, FailureCols, FailureFilter, FailureRow, FailureTuple,
-    Precedence, RecordTuple, RecordVersion, Result, RunProgress, Stats, Store, StoreError,
-    StoredRecord, VersionTuple, change_from_tuple, failure_from_tuple, failure_limit, parse_json,
-    query_err, record_from_tuple, record_type_of, status_name, version_from_tuple,
+    HeadTuple, Precedence, RecordTuple, RecordVersion, Result, RunProgress, Stats, Store,
+    StoreError, StoredRecord, VersionTuple, change_from_tuple, failure_from_tuple, failure_limit,
+    head_from_tuple, query_err, record_from_tuple, record_type_of, status_name, version_from_tuple,
 };
-use crate::record::{Batch, Failure, Lineage, RecordType};
+use crate::record::{Batch, Failure, RecordType};
 
 /// Reader connections next to the single writer.
 const READERS: u32 = 4;
@@ -131,7 +131,7 @@ impl SqliteStore {
         tx: &mut Transaction<'static, Sqlite>,
         keys: &[RecKey],
     ) -> Result<Vec<RecordHead>> {
-        let rows: Vec<(String, String, i64, i64, bool, String, String, String)> = sqlx::query_as(
+        let rows: Vec<HeadTuple> = sqlx::query_as(
             "SELECT r.record_type, r.key, r.version, r.seq, r.deleted, r.division, r.content_hash, \
                r.sources \
              FROM json_each(?1) AS j CROSS JOIN records AS r \
@@ -141,22 +141,7 @@ impl SqliteStore {
         .fetch_all(&mut **tx)
         .await
         .map_err(query_err("reading the stored heads of incoming records"))?;
-        rows.into_iter()
-            .map(
-                |(t, key, version, seq, deleted, division, content_hash, sources)| {
-                    Ok(RecordHead {
-                        record_type: record_type_of("record type", &t)?,
-                        key,
-                        version,
-                        seq,
-                        deleted,
-                        division,
-                        content_hash,
-                        sources: parse_json("record sources", &sources)?,
-                    })
-                },
-            )
-            .collect()
+        rows.into_iter().map(head_from_tuple).collect()
     }
 
     /// Bodies of the dirty stored keys: the merged body and the contributions' own bodies.
@@ -745,6 +730,15 @@ mod tests {
     async fn sqlite_store_passes_the_shared_suite() {
         let (store, dir) = temp_store(crate::store::testsuite::precedence()).await;
         crate::store::testsuite::run(&store).await;
+        let writer = store.writer.clone();
+        crate::store::testsuite::failure_reopens(&store, |id| async move {
+            sqlx::query("UPDATE failures SET status = 'resolved' WHERE id = ?1")
+                .bind(id)
+                .execute(&writer)
+                .await
+                .unwrap();
+        })
+        .await;
         store.close().await;
         std::fs::remove_dir_all(dir).unwrap();
     }
