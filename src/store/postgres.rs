@@ -708,29 +708,50 @@ mod tests {
         }
     }
 
+    impl TestDb {
+        /// Runs `body` and drops the database even when `body` panics, then re-raises.
+        pub async fn run<F, Fut>(self, body: F)
+        where
+            F: FnOnce(PgStore) -> Fut,
+            Fut: std::future::Future<Output = ()> + Send + 'static,
+        {
+            let outcome = tokio::spawn(body(self.store.clone())).await;
+            self.drop().await;
+            if let Err(e) = outcome
+                && e.is_panic()
+            {
+                std::panic::resume_unwind(e.into_panic());
+            }
+        }
+    }
+
     #[tokio::test]
     async fn postgres_store_passes_the_shared_suite() {
         let db = TestDb::new(crate::store::testsuite::precedence()).await;
-        crate::store::testsuite::run(&db.store).await;
-        let pool = db.store.pool().clone();
-        crate::store::testsuite::failure_reopens(&db.store, |id| async move {
-            sqlx::query("UPDATE failures SET status = 'resolved' WHERE id = $1")
-                .bind(id)
-                .execute(&pool)
-                .await
-                .unwrap();
+        db.run(|store| async move {
+            crate::store::testsuite::run(&store).await;
+            let pool = store.pool().clone();
+            crate::store::testsuite::failure_reopens(&store, |id| async move {
+                sqlx::query("UPDATE failures SET status = 'resolved' WHERE id = $1")
+                    .bind(id)
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+            })
+            .await;
         })
         .await;
-        db.drop().await;
     }
 
     #[tokio::test]
     async fn migrate_is_idempotent() {
         let db = TestDb::new(Precedence::default()).await;
-        db.store.migrate().await.unwrap();
-        assert!(db.store.ping().await);
-        assert_eq!(db.store.kind(), "postgres");
-        db.drop().await;
+        db.run(|store| async move {
+            store.migrate().await.unwrap();
+            assert!(store.ping().await);
+            assert_eq!(store.kind(), "postgres");
+        })
+        .await;
     }
 
     #[test]
@@ -746,7 +767,7 @@ mod tests {
     #[ignore = "throughput measurement; run with --release --ignored --nocapture"]
     async fn bench_apply_postgres() {
         let db = TestDb::new(Precedence::default()).await;
-        crate::store::testsuite::bench(&db.store, 20_000).await;
-        db.drop().await;
+        db.run(|store| async move { crate::store::testsuite::bench(&store, 20_000).await })
+            .await;
     }
 }
