@@ -1229,7 +1229,8 @@ pub(crate) mod testsuite {
             "officers": [{"name": "李四", "cert_no": "62082200123"}, {"name": "王五", "cert_no": "62082200456"}],
             "status": "effective",
             "source_url": format!("https://example.gov.cn/penalty/{i}"),
-            "remarks": "依法从轻处罚"
+            "remarks": "依法从轻处罚",
+            "discretion_basis": "《甘肃省市场监督管理行政处罚裁量权适用规则》第十二条，初次违法且危害后果轻微并及时改正"
         })
     }
 
