@@ -1,5 +1,7 @@
--- The supervision store (SQLite, the embedded default). Same tables as PostgreSQL; bodies are
--- JSON text and times are microseconds since the Unix epoch.
+-- The supervision store (SQLite, the embedded default). Same tables as PostgreSQL, except that
+-- records has no body column: a record's body is stored once, in the history row of its current
+-- version (PostgreSQL keeps a jsonb copy in records for queries). Bodies are JSON text and times
+-- are microseconds since the Unix epoch.
 
 CREATE TABLE change_seq (
     id   INTEGER PRIMARY KEY CHECK (id = 1),
@@ -15,7 +17,6 @@ CREATE TABLE records (
     deleted      INTEGER NOT NULL,
     division     TEXT NOT NULL,
     content_hash TEXT NOT NULL,
-    data         TEXT,
     sources      TEXT NOT NULL,
     updated_at   INTEGER NOT NULL,
     PRIMARY KEY (record_type, key)

@@ -182,55 +182,71 @@ pub(crate) struct RecordHead {
 }
 
 /// Keys on which some event really changes a contribution (so the record must be re-merged),
-/// and among them the stored ones, whose bodies must be loaded.
+/// and among them the stored ones whose bodies must be loaded.
 #[derive(Debug, Default)]
 pub(crate) struct Dirty {
     pub all: HashSet<RecKey>,
-    /// Stored dirty keys with their current version (whose history row holds the body).
+    /// Stored dirty keys whose re-merge reads a stored body, with their current version (whose
+    /// history row holds the merged body). A record whose only source sends a new version
+    /// never needs its old body.
     pub known: Vec<(RecKey, i64)>,
 }
 
 /// Replays the contribution-hash transitions only, which is enough to know which keys need the
-/// full state: an event whose contribution is byte-identical to the stored one changes nothing.
+/// full state: an event whose contribution is byte-identical to the stored one changes nothing,
+/// and a re-merge needs stored bodies only while a stored contribution it did not replace yet
+/// is still live.
 pub(crate) fn dirty_keys(events: &[Incoming<'_>], heads: &[RecordHead]) -> Dirty {
-    let mut state: HashMap<(RecordType, &str, &str), (&str, bool)> = HashMap::new();
-    let mut versions: HashMap<(RecordType, &str), i64> = HashMap::with_capacity(heads.len());
+    /// Per contribution: hash, deleted, still the stored one.
+    type Slot<'s> = (&'s str, bool, bool);
+    let mut state: HashMap<(RecordType, &str, &str), Slot<'_>> = HashMap::new();
+    let mut stored: HashMap<(RecordType, &str), (i64, Vec<&str>)> =
+        HashMap::with_capacity(heads.len());
     for h in heads {
-        versions.insert((h.record_type, &h.key), h.version);
+        let connectors = h.sources.iter().map(|s| s.connector.as_str()).collect();
+        stored.insert((h.record_type, &h.key), (h.version, connectors));
         for s in &h.sources {
             state.insert(
                 (h.record_type, &h.key, &s.connector),
-                (&s.content_hash, s.deleted),
+                (&s.content_hash, s.deleted, true),
             );
         }
     }
     let mut dirty = Dirty::default();
+    let mut needs_bodies: HashSet<(RecordType, &str)> = HashSet::new();
     for inc in events {
         let e = inc.event;
         let slot = (e.recordtype, e.subject.as_str(), e.connector.as_str());
         let changed = match e.op {
             Op::Upsert => {
-                let same = matches!(state.get(&slot), Some((h, false)) if *h == inc.hash.as_ref());
+                let same =
+                    matches!(state.get(&slot), Some((h, false, _)) if *h == inc.hash.as_ref());
                 if !same {
-                    state.insert(slot, (inc.hash.as_ref(), false));
+                    state.insert(slot, (inc.hash.as_ref(), false, false));
                 }
                 !same
             }
             Op::Delete => {
-                let live = matches!(state.get(&slot), Some((_, false)));
+                let live = matches!(state.get(&slot), Some((_, false, _)));
                 if live {
-                    state.insert(slot, ("", true));
+                    state.insert(slot, ("", true, false));
                 }
                 live
             }
         };
-        if changed {
-            let key = (e.recordtype, e.subject.clone());
-            if dirty.all.insert(key.clone())
-                && let Some(v) = versions.get(&(e.recordtype, e.subject.as_str()))
-            {
-                dirty.known.push((key, *v));
-            }
+        if !changed {
+            continue;
+        }
+        dirty.all.insert((e.recordtype, e.subject.clone()));
+        let rec = (e.recordtype, e.subject.as_str());
+        if let Some((version, connectors)) = stored.get(&rec)
+            && !needs_bodies.contains(&rec)
+            && connectors
+                .iter()
+                .any(|c| matches!(state.get(&(rec.0, rec.1, *c)), Some((_, false, true))))
+        {
+            needs_bodies.insert(rec);
+            dirty.known.push(((rec.0, rec.1.to_owned()), *version));
         }
     }
     dirty
@@ -376,6 +392,7 @@ pub(crate) fn plan<'a>(
             }
         }
     }
+    let loaded: HashSet<&RecKey> = dirty.known.iter().map(|k| &k.0).collect();
     let mut states: HashMap<RecKey, KeyState<'a>> = HashMap::with_capacity(dirty.all.len());
     for h in heads {
         let key = (h.record_type, h.key);
@@ -390,34 +407,29 @@ pub(crate) fn plan<'a>(
                 connector: s.connector.clone(),
                 reason,
             };
+            // Invariant: a live contribution has a body row exactly when it differs from the
+            // merged record.
+            let has_body = !s.deleted && (s.content_hash != h.content_hash || h.deleted);
             let own = own_bodies.remove(&(key.clone(), s.connector.clone()));
-            let has_body = own.is_some();
-            let text: Option<Arc<str>> = match own {
-                Some(text) => Some(Arc::from(text)),
-                None if s.deleted => None,
-                None => {
-                    if s.content_hash != h.content_hash || h.deleted {
-                        return Err(corrupt(
-                            "it has no body of its own yet differs from the merged record".into(),
-                        ));
-                    }
-                    Some(merged_bodies.get(&key).cloned().ok_or_else(|| {
-                        corrupt("the merged record it equals has no stored body".into())
-                    })?)
-                }
-            };
-            let value = match &text {
-                Some(text) => Some(Cow::Owned(
-                    serde_json::from_str::<Value>(text).map_err(|e| corrupt(e.to_string()))?,
-                )),
-                None => None,
+            let text: Option<Arc<str>> = if !loaded.contains(&key) || s.deleted {
+                // Not needed: every re-merge of this key replaces this contribution first.
+                None
+            } else if has_body {
+                Some(Arc::from(own.ok_or_else(|| {
+                    corrupt("it differs from the merged record but has no body".into())
+                })?))
+            } else {
+                Some(merged_bodies.get(&key).cloned().ok_or_else(|| {
+                    corrupt("the merged record it equals has no stored body".into())
+                })?)
             };
             contributions.push(Contribution {
                 connector: s.connector,
                 content_hash: s.content_hash,
                 deleted: s.deleted,
                 division: s.division,
-                value,
+                // Parsed only if a multi-source merge needs it: most records have one source.
+                value: None,
                 text,
                 lineage: s.lineage,
                 changed: false,
@@ -473,7 +485,7 @@ pub(crate) fn plan<'a>(
                     plan.outcome.unchanged += 1;
                     continue;
                 };
-                let text: Arc<str> = Arc::from(serde_json::to_string(data).unwrap_or_default());
+                let text = to_text(data);
                 let c = Contribution {
                     connector: e.connector.clone(),
                     content_hash: inc.hash.to_string(),
@@ -506,7 +518,7 @@ pub(crate) fn plan<'a>(
                 c.overridden.clear();
             }
         }
-        remerge(precedence, &key, state, &mut plan);
+        remerge(precedence, &key, state, &mut plan)?;
     }
 
     for key in order {
@@ -531,7 +543,7 @@ pub(crate) fn plan<'a>(
         let live = state.version > 0 && !state.deleted;
         for c in &state.contributions {
             // A body row exactly for live contributions that differ from the final merged body.
-            let wants_body = !c.deleted && !(live && c.content_hash == state.content_hash);
+            let wants_body = !(c.deleted || live && c.content_hash == state.content_hash);
             let write = if wants_body {
                 c.changed || !c.has_body
             } else {
@@ -566,6 +578,15 @@ pub(crate) fn plan<'a>(
     Ok(plan)
 }
 
+/// JSON text of a body. Sized up front: growing the buffer by doubling costs more than the
+/// serialisation of a typical 1–2 KB record.
+fn to_text(value: &Value) -> Arc<str> {
+    let mut buf = Vec::with_capacity(2048);
+    // Writing a `Value` into a Vec cannot fail, and serde_json only writes UTF-8.
+    let _ = serde_json::to_writer(&mut buf, value);
+    Arc::from(String::from_utf8(buf).unwrap_or_default())
+}
+
 fn new_state<'a>() -> KeyState<'a> {
     KeyState {
         version: 0,
@@ -580,9 +601,17 @@ fn new_state<'a>() -> KeyState<'a> {
 
 /// Re-merges one record after a contribution changed and writes a version when the merged
 /// content differs from the current one.
-fn remerge(precedence: &Precedence, key: &RecKey, state: &mut KeyState<'_>, plan: &mut Plan) {
+fn remerge(
+    precedence: &Precedence,
+    key: &RecKey,
+    state: &mut KeyState<'_>,
+    plan: &mut Plan,
+) -> Result<(), CorruptContribution> {
     let mut live: Vec<usize> = (0..state.contributions.len())
-        .filter(|i| !state.contributions[*i].deleted && state.contributions[*i].value.is_some())
+        .filter(|i| {
+            let c = &state.contributions[*i];
+            !c.deleted && (c.value.is_some() || c.text.is_some())
+        })
         .collect();
     live.sort_by(|a, b| {
         rank(precedence, key.0, &state.contributions[*a].connector).cmp(&rank(
@@ -599,7 +628,7 @@ fn remerge(precedence: &Precedence, key: &RecKey, state: &mut KeyState<'_>, plan
     if live.is_empty() {
         if !was_live {
             // A tombstone stays a tombstone; only the contribution changed.
-            return;
+            return Ok(());
         }
         state.version += 1;
         state.deleted = true;
@@ -608,7 +637,7 @@ fn remerge(precedence: &Precedence, key: &RecKey, state: &mut KeyState<'_>, plan
         state.seq = SeqRef::New(plan.versions.len());
         push_version(plan, key, state);
         plan.outcome.deleted += 1;
-        return;
+        return Ok(());
     }
 
     let top = &state.contributions[live[0]];
@@ -624,6 +653,21 @@ fn remerge(precedence: &Precedence, key: &RecKey, state: &mut KeyState<'_>, plan
         });
         (top.content_hash.clone(), text)
     } else {
+        for i in &live {
+            let c = &mut state.contributions[*i];
+            if c.value.is_none()
+                && let Some(text) = &c.text
+            {
+                let value =
+                    serde_json::from_str::<Value>(text).map_err(|e| CorruptContribution {
+                        record_type: key.0,
+                        key: key.1.clone(),
+                        connector: c.connector.clone(),
+                        reason: e.to_string(),
+                    })?;
+                c.value = Some(Cow::Owned(value));
+            }
+        }
         let inputs: Vec<&Value> = live
             .iter()
             .filter_map(|i| state.contributions[*i].value.as_deref())
@@ -634,17 +678,14 @@ fn remerge(precedence: &Precedence, key: &RecKey, state: &mut KeyState<'_>, plan
                 state.contributions[*i].overridden = fields.clone();
             }
         }
-        (
-            content_hash(&merged.data),
-            Arc::from(merged.data.to_string()),
-        )
+        (content_hash(&merged.data), to_text(&merged.data))
     };
     state.division = division;
     if was_live && hash == state.content_hash {
         plan.outcome.unchanged += 1;
         // Same content; keep the body the store already has in sync with the summary.
         state.data = Some(text);
-        return;
+        return Ok(());
     }
     state.version += 1;
     state.deleted = false;
@@ -657,6 +698,7 @@ fn remerge(precedence: &Precedence, key: &RecKey, state: &mut KeyState<'_>, plan
     } else {
         plan.outcome.inserted += 1;
     }
+    Ok(())
 }
 
 fn push_version(plan: &mut Plan, key: &RecKey, state: &KeyState<'_>) {
@@ -795,5 +837,42 @@ mod tests {
         let sel = select(&batches, &ids);
         assert_eq!(sel.duplicate_batches, 1);
         assert_eq!(sel.events.len(), 1);
+    }
+
+    #[test]
+    fn stored_bodies_are_loaded_only_while_a_stored_source_takes_part() {
+        let head = |connectors: &[&str]| RecordHead {
+            record_type: RecordType::Penalty,
+            key: "k".into(),
+            version: 3,
+            seq: 9,
+            deleted: false,
+            division: "620822".into(),
+            content_hash: "h-a".into(),
+            sources: connectors
+                .iter()
+                .map(|c| StoredSource {
+                    connector: (*c).into(),
+                    content_hash: format!("h-{c}"),
+                    lineage: Lineage::default(),
+                    deleted: false,
+                    overridden_fields: vec![],
+                    division: "620822".into(),
+                })
+                .collect(),
+        };
+        let run = |events: Vec<Event>, heads: &[RecordHead]| {
+            let batches = vec![Batch::new("rk".into(), events)];
+            let ids: HashSet<String> = batches.iter().map(|b| b.id.clone()).collect();
+            let sel = select(&batches, &ids);
+            dirty_keys(&sel.events, heads).known.len()
+        };
+        let a = || ev("a", "k", Op::Upsert, Some(json!({"x": 1})));
+        let b = || ev("b", "k", Op::Upsert, Some(json!({"x": 2})));
+        // The only source replaces itself first: its old body is never read.
+        assert_eq!(run(vec![a(), b()], &[head(&["a"])]), 0);
+        // Another source merges with the stored one: its body is needed.
+        assert_eq!(run(vec![b(), a()], &[head(&["a"])]), 1);
+        assert_eq!(run(vec![a()], &[head(&["a", "b"])]), 1);
     }
 }

@@ -449,6 +449,24 @@ pub(crate) fn record_from_tuple(
     })
 }
 
+/// A record head as both backends select it: record_type, key, version, seq, deleted,
+/// division, content_hash, sources.
+pub(crate) type HeadTuple = (String, String, i64, i64, bool, String, String, String);
+
+pub(crate) fn head_from_tuple(t: HeadTuple) -> Result<merge::RecordHead> {
+    let (record_type, key, version, seq, deleted, division, content_hash, sources) = t;
+    Ok(merge::RecordHead {
+        record_type: record_type_of("record type", &record_type)?,
+        key,
+        version,
+        seq,
+        deleted,
+        division,
+        content_hash,
+        sources: parse_json("record sources", &sources)?,
+    })
+}
+
 /// A history row: version, seq, deleted, content_hash, data, changed_at µs.
 pub(crate) type VersionTuple = (i64, i64, bool, String, Option<String>, i64);
 
@@ -569,6 +587,30 @@ pub(crate) mod testsuite {
             unchanged,
             deleted,
         }
+    }
+
+    /// A failure an operator resolved comes back open when the record fails again; `resolve`
+    /// sets a status directly (the trait has no method for it).
+    pub async fn failure_reopens<F, Fut>(store: &dyn Store, resolve: F)
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let f = failure("reopen", "credit", "SCHEMA_REQUIRED");
+        store
+            .record_failures("run-o", std::slice::from_ref(&f))
+            .await
+            .unwrap();
+        resolve(f.id.clone()).await;
+        let resolved = store.get_failure(&f.id).await.unwrap().unwrap();
+        assert_eq!(resolved.status, FailureStatus::Resolved);
+        store
+            .record_failures("run-o", std::slice::from_ref(&f))
+            .await
+            .unwrap();
+        let again = store.get_failure(&f.id).await.unwrap().unwrap();
+        assert_eq!((again.status, again.attempts), (FailureStatus::Open, 2));
+        assert_eq!(store.run_progress("run-o").await.unwrap().failed, 1);
     }
 
     pub async fn run(store: &dyn Store) {
@@ -1016,10 +1058,8 @@ pub(crate) mod testsuite {
             })
             .await
             .unwrap();
-        assert_eq!(
-            by_code.iter().map(|f| f.id.clone()).collect::<Vec<_>>(),
-            [f3.id.clone()]
-        );
+        assert_eq!(by_code.len(), 1);
+        assert_eq!(by_code[0].id, f3.id);
         let credit = store
             .list_failures(&FailureFilter {
                 connector: Some("credit".into()),
@@ -1189,7 +1229,8 @@ pub(crate) mod testsuite {
             "officers": [{"name": "李四", "cert_no": "62082200123"}, {"name": "王五", "cert_no": "62082200456"}],
             "status": "effective",
             "source_url": format!("https://example.gov.cn/penalty/{i}"),
-            "remarks": "依法从轻处罚"
+            "remarks": "依法从轻处罚",
+            "discretion_basis": "《甘肃省市场监督管理行政处罚裁量权适用规则》第十二条，初次违法且危害后果轻微并及时改正"
         })
     }
 

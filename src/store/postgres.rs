@@ -17,11 +17,11 @@ use sqlx::{AssertSqlSafe, Postgres, SqlSafeStr, Transaction};
 use super::merge::{self, LoadedBody, RecKey, RecordHead};
 use super::{
     ApplyOutcome, Change, ChangeTuple, FailureCols, FailureFilter, FailureRow, FailureTuple,
-    Precedence, RecordTuple, RecordVersion, Result, RunProgress, Stats, Store, StoreError,
-    StoredRecord, VersionTuple, change_from_tuple, failure_from_tuple, failure_limit, parse_json,
-    query_err, record_from_tuple, record_type_of, status_name, version_from_tuple,
+    HeadTuple, Precedence, RecordTuple, RecordVersion, Result, RunProgress, Stats, Store,
+    StoreError, StoredRecord, VersionTuple, change_from_tuple, failure_from_tuple, failure_limit,
+    head_from_tuple, query_err, record_from_tuple, record_type_of, status_name, version_from_tuple,
 };
-use crate::record::{Batch, Failure, Lineage, RecordType};
+use crate::record::{Batch, Failure, RecordType};
 
 /// Key of the advisory lock every `apply` holds until it commits.
 const APPLY_LOCK: i64 = 0x7869_657a_6869; // "xiezhi"
@@ -93,7 +93,7 @@ impl PgStore {
         keys: &[RecKey],
     ) -> Result<Vec<RecordHead>> {
         let (types, names) = key_columns(keys);
-        let rows: Vec<(String, String, i64, i64, bool, String, String, String)> = sqlx::query_as(
+        let rows: Vec<HeadTuple> = sqlx::query_as(
             "SELECT r.record_type, r.key, r.version, r.seq, r.deleted, r.division, r.content_hash, \
                r.sources \
              FROM UNNEST($1::text[], $2::text[]) AS k(record_type, key) \
@@ -104,22 +104,7 @@ impl PgStore {
         .fetch_all(&mut **tx)
         .await
         .map_err(query_err("reading the stored heads of incoming records"))?;
-        rows.into_iter()
-            .map(
-                |(t, key, version, seq, deleted, division, content_hash, sources)| {
-                    Ok(RecordHead {
-                        record_type: record_type_of("record type", &t)?,
-                        key,
-                        version,
-                        seq,
-                        deleted,
-                        division,
-                        content_hash,
-                        sources: parse_json("record sources", &sources)?,
-                    })
-                },
-            )
-            .collect()
+        rows.into_iter().map(head_from_tuple).collect()
     }
 
     /// Bodies of the dirty stored keys: the merged body from the current version's history row
@@ -723,20 +708,50 @@ mod tests {
         }
     }
 
+    impl TestDb {
+        /// Runs `body` and drops the database even when `body` panics, then re-raises.
+        pub async fn run<F, Fut>(self, body: F)
+        where
+            F: FnOnce(PgStore) -> Fut,
+            Fut: std::future::Future<Output = ()> + Send + 'static,
+        {
+            let outcome = tokio::spawn(body(self.store.clone())).await;
+            self.drop().await;
+            if let Err(e) = outcome
+                && e.is_panic()
+            {
+                std::panic::resume_unwind(e.into_panic());
+            }
+        }
+    }
+
     #[tokio::test]
     async fn postgres_store_passes_the_shared_suite() {
         let db = TestDb::new(crate::store::testsuite::precedence()).await;
-        crate::store::testsuite::run(&db.store).await;
-        db.drop().await;
+        db.run(|store| async move {
+            crate::store::testsuite::run(&store).await;
+            let pool = store.pool().clone();
+            crate::store::testsuite::failure_reopens(&store, |id| async move {
+                sqlx::query("UPDATE failures SET status = 'resolved' WHERE id = $1")
+                    .bind(id)
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+            })
+            .await;
+        })
+        .await;
     }
 
     #[tokio::test]
     async fn migrate_is_idempotent() {
         let db = TestDb::new(Precedence::default()).await;
-        db.store.migrate().await.unwrap();
-        assert!(db.store.ping().await);
-        assert_eq!(db.store.kind(), "postgres");
-        db.drop().await;
+        db.run(|store| async move {
+            store.migrate().await.unwrap();
+            assert!(store.ping().await);
+            assert_eq!(store.kind(), "postgres");
+        })
+        .await;
     }
 
     #[test]
@@ -752,7 +767,7 @@ mod tests {
     #[ignore = "throughput measurement; run with --release --ignored --nocapture"]
     async fn bench_apply_postgres() {
         let db = TestDb::new(Precedence::default()).await;
-        crate::store::testsuite::bench(&db.store, 20_000).await;
-        db.drop().await;
+        db.run(|store| async move { crate::store::testsuite::bench(&store, 20_000).await })
+            .await;
     }
 }
