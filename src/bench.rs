@@ -142,11 +142,14 @@ pub async fn run(config: &mut Config, args: BenchArgs) -> anyhow::Result<i32> {
             println!("{}", serde_json::to_string(r)?);
         }
     }
-    println!("(peak MB is the benchmark process's peak resident set so far, simulators excluded)");
+    println!(
+        "(peak MB: the process's peak resident set during that target's run, simulators excluded)"
+    );
     Ok(0)
 }
 
 async fn measure(target: &str, config: Config) -> anyhow::Result<BenchResult> {
+    reset_peak_rss();
     let rt = Runtime::build(config).await?;
     let hist = Arc::new(LatencyHistogram::default());
     let cancel = CancellationToken::new();
@@ -194,6 +197,13 @@ async fn wait_for_port(port: u16) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     anyhow::bail!("the simulators did not start listening on port {port}")
+}
+
+/// Resets `VmHWM` so each target's peak is its own (Linux: writing 5 to `clear_refs`).
+fn reset_peak_rss() {
+    if let Err(e) = std::fs::write("/proc/self/clear_refs", "5") {
+        tracing::warn!(error = %e, "Could not reset the peak-memory counter; peaks accumulate across targets.");
+    }
 }
 
 /// `VmHWM` of this process, in MiB.

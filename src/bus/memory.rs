@@ -28,7 +28,7 @@ struct Envelope {
 struct Shared {
     /// Behind an async mutex so several subscribers can compete for deliveries.
     rx: tokio::sync::Mutex<mpsc::Receiver<Envelope>>,
-    dead_letters: Mutex<Vec<Batch>>,
+    dead_letters: Mutex<Vec<DeadLetter>>,
     subscribers: AtomicUsize,
 }
 
@@ -63,7 +63,7 @@ impl MemoryBus {
     }
 
     /// Batches the consumer rejected, oldest first (the in-process dead-letter queue).
-    pub fn dead_letters(&self) -> Vec<Batch> {
+    pub fn dead_letters(&self) -> Vec<DeadLetter> {
         self.shared
             .dead_letters
             .lock()
@@ -134,7 +134,11 @@ impl Subscription for MemorySubscription {
         let permit = self.in_flight.clone().acquire_owned().await.ok()?;
         let envelope = self.shared.rx.lock().await.recv().await?;
         let acker = MemoryAcker {
-            batch: envelope.batch.clone(),
+            dead: DeadLetter {
+                batch_id: envelope.batch.id.clone(),
+                routing_key: envelope.batch.routing_key.clone(),
+                events: envelope.batch.events.len(),
+            },
             state: Mutex::new(Some((envelope.settled, permit))),
             shared: self.shared.clone(),
         };
@@ -170,8 +174,18 @@ impl Drop for MemorySubscription {
     }
 }
 
+/// What the in-process dead-letter list keeps of a rejected batch. Its records are already in
+/// the failure store (the store writer records them before rejecting), so the list keeps only
+/// what identifies the batch, and deliveries need not carry a second copy of every batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub batch_id: String,
+    pub routing_key: String,
+    pub events: usize,
+}
+
 struct MemoryAcker {
-    batch: Batch,
+    dead: DeadLetter,
     /// Taken by the first settlement; the permit frees a prefetch slot when it drops.
     state: Mutex<Option<(Settled, OwnedSemaphorePermit)>>,
     shared: Arc<Shared>,
@@ -188,7 +202,7 @@ impl MemoryAcker {
             Some((settled, _permit)) => Ok(settled),
             None => Err(BusError::Channel(format!(
                 "delivery of batch {} was already acknowledged or rejected",
-                self.batch.id
+                self.dead.batch_id
             ))),
         }
     }
@@ -208,8 +222,8 @@ impl Acker for MemoryAcker {
             .dead_letters
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push(self.batch.clone());
-        tracing::warn!(batch_id = %self.batch.id, routing_key = %self.batch.routing_key, "The store writer rejected a batch; it is kept in the in-process dead letters.");
+            .push(self.dead.clone());
+        tracing::warn!(batch_id = %self.dead.batch_id, routing_key = %self.dead.routing_key, "The store writer rejected a batch; it is kept in the in-process dead letters.");
         // The store writer recorded the failure before rejecting, so the batch is accounted for.
         let _ = settled.send(Ok(()));
         Ok(())
@@ -295,7 +309,14 @@ mod tests {
         let d = sub.next().await.unwrap().unwrap();
         d.acker.reject().await.unwrap();
         assert!(confirm.await.is_ok());
-        assert_eq!(bus.dead_letters(), vec![sent]);
+        assert_eq!(
+            bus.dead_letters(),
+            vec![DeadLetter {
+                batch_id: sent.id,
+                routing_key: sent.routing_key,
+                events: 2
+            }]
+        );
     }
 
     #[tokio::test]

@@ -35,26 +35,40 @@ pub fn parse(
     }
 }
 
-fn raw_at<'a>(body: &'a str, path: &str) -> Result<Option<&'a RawValue>, String> {
-    let mut cur: &'a RawValue = serde_json::from_str(body).map_err(|e| format!("not JSON: {e}"))?;
-    if path.is_empty() {
-        return Ok(Some(cur));
+/// The response body with its top-level object parsed once into raw values: path lookups walk
+/// from there without scanning the whole body again for every path.
+struct RawDoc<'a> {
+    root: &'a RawValue,
+    top: Option<BTreeMap<String, &'a RawValue>>,
+}
+
+impl<'a> RawDoc<'a> {
+    fn new(body: &'a str) -> Result<RawDoc<'a>, String> {
+        let root: &'a RawValue =
+            serde_json::from_str(body).map_err(|e| format!("not JSON: {e}"))?;
+        let top = serde_json::from_str(root.get()).ok();
+        Ok(RawDoc { root, top })
     }
-    for seg in path.split('.') {
-        let obj: BTreeMap<String, &'a RawValue> = match serde_json::from_str(cur.get()) {
-            Ok(o) => o,
-            Err(_) => return Ok(None),
-        };
-        match obj.get(seg) {
-            Some(v) => cur = v,
-            None => return Ok(None),
+
+    /// The raw value at a dot path; `None` when a segment is missing or not an object.
+    fn at(&self, path: &str) -> Option<&'a RawValue> {
+        if path.is_empty() {
+            return Some(self.root);
         }
+        let mut segs = path.split('.');
+        let mut cur = *self.top.as_ref()?.get(segs.next()?)?;
+        for seg in segs {
+            let obj: BTreeMap<String, &'a RawValue> = serde_json::from_str(cur.get()).ok()?;
+            cur = obj.get(seg)?;
+        }
+        Some(cur)
     }
-    Ok(Some(cur))
 }
 
 fn parse_json(body: &str, records_path: &str, meta_paths: &[&str]) -> Result<Page, String> {
-    let list = raw_at(body, records_path)?
+    let doc = RawDoc::new(body)?;
+    let list = doc
+        .at(records_path)
         .ok_or_else(|| format!("no `{records_path}` in the response"))?;
     let items: Option<Vec<&RawValue>> = serde_json::from_str(list.get())
         .map_err(|e| format!("`{records_path}` is not an array: {e}"))?;
@@ -69,7 +83,8 @@ fn parse_json(body: &str, records_path: &str, meta_paths: &[&str]) -> Result<Pag
     }
     let mut meta = BTreeMap::new();
     for p in meta_paths {
-        let v = raw_at(body, p)?
+        let v = doc
+            .at(p)
             .and_then(|r| serde_json::from_str::<Value>(r.get()).ok())
             .and_then(|v| match v {
                 Value::Null => None,

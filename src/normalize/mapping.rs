@@ -334,7 +334,7 @@ fn eval(spec: &FieldSpec, up: &Value, codes: &CodeTables) -> Result<Option<Value
         Some(v.clone())
     } else if let Some(t) = &rule.template {
         let s = render_template(t, up);
-        (!s.trim().is_empty()).then(|| Value::String(s))
+        (!s.trim().is_empty()).then_some(Value::String(s))
     } else if let Some(z) = &rule.zip {
         zip_arrays(z, rule.split.as_deref().unwrap_or(","), up)
     } else if let Some(fields) = &rule.from_all {

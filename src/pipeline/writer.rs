@@ -14,8 +14,8 @@ use std::time::Duration;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio_util::sync::CancellationToken;
 
-use crate::bus::{Bus, Delivery};
-use crate::record::{Failure, FieldError, Stage};
+use crate::bus::{Acker, Bus, Delivery};
+use crate::record::{Batch, Failure, FieldError, Stage};
 use crate::store::Store;
 
 /// How the writer groups deliveries.
@@ -120,6 +120,9 @@ async fn apply_group(
     cancel: &CancellationToken,
     latency: Option<&LatencyHistogram>,
 ) {
+    // Batches and their ack handles apart, so the store reads the batches without a copy.
+    let (batches, ackers): (Vec<Batch>, Vec<Box<dyn Acker>>) =
+        group.into_iter().map(|d| (d.batch, d.acker)).unzip();
     let mut delays = ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(100))
         .with_max_delay(Duration::from_secs(5))
@@ -128,7 +131,7 @@ async fn apply_group(
         .build();
     let mut failures = 0u32;
     loop {
-        let batches: Vec<_> = group.iter().map(|d| d.batch.clone()).collect();
+        let started = std::time::Instant::now();
         match store.apply(&batches).await {
             Ok(outcome) => {
                 if let Some(h) = latency {
@@ -139,6 +142,7 @@ async fn apply_group(
                 }
                 tracing::debug!(
                     batches = batches.len(),
+                    elapsed_ms = started.elapsed().as_millis() as u64,
                     inserted = outcome.inserted,
                     updated = outcome.updated,
                     unchanged = outcome.unchanged,
@@ -146,10 +150,10 @@ async fn apply_group(
                     duplicates = outcome.duplicate_batches,
                     "Applied a group of batches."
                 );
-                for d in group {
-                    if let Err(e) = d.acker.ack().await {
+                for (b, a) in batches.iter().zip(&ackers) {
+                    if let Err(e) = a.ack().await {
                         // The broker redelivers it; the store skips it by batch id.
-                        tracing::warn!(batch = %d.batch.id, error = %e, "Could not acknowledge an applied batch; it will be redelivered and skipped.");
+                        tracing::warn!(batch = %b.id, error = %e, "Could not acknowledge an applied batch; it will be redelivered and skipped.");
                     }
                 }
                 return;
@@ -160,15 +164,20 @@ async fn apply_group(
                     // Unacked deliveries go back to the queue when the channel closes.
                     return;
                 }
-                if failures >= 5 && group.len() > 1 {
-                    tracing::warn!(batches = group.len(), error = %e, "A group keeps failing; applying its batches one by one.");
-                    for d in group {
-                        Box::pin(apply_group(store, vec![d], cancel, latency)).await;
+                if failures >= 5 && batches.len() > 1 {
+                    tracing::warn!(batches = batches.len(), error = %e, "A group keeps failing; applying its batches one by one.");
+                    for (batch, acker) in batches.into_iter().zip(ackers) {
+                        let single = vec![Delivery {
+                            batch,
+                            redelivered: false,
+                            acker,
+                        }];
+                        Box::pin(apply_group(store, single, cancel, latency)).await;
                     }
                     return;
                 }
                 if failures >= 5 && is_data_error(&e) {
-                    dead_letter(store, group, &e.to_string()).await;
+                    dead_letter(store, batches, ackers, &e.to_string()).await;
                     return;
                 }
                 let delay = delays.next().unwrap_or(Duration::from_secs(5));
@@ -191,10 +200,14 @@ fn is_data_error(e: &crate::store::StoreError) -> bool {
     }
 }
 
-async fn dead_letter(store: &dyn Store, group: Vec<Delivery>, reason: &str) {
-    for d in group {
-        let failures: Vec<Failure> = d
-            .batch
+async fn dead_letter(
+    store: &dyn Store,
+    batches: Vec<Batch>,
+    ackers: Vec<Box<dyn Acker>>,
+    reason: &str,
+) {
+    for (batch, acker) in batches.into_iter().zip(ackers) {
+        let failures: Vec<Failure> = batch
             .events
             .iter()
             .map(|ev| {
@@ -225,21 +238,20 @@ async fn dead_letter(store: &dyn Store, group: Vec<Delivery>, reason: &str) {
                 }
             })
             .collect();
-        let run = d
-            .batch
+        let run = batch
             .events
             .first()
             .map(|e| e.syncrun.clone())
             .unwrap_or_default();
         match store.record_failures(&run, &failures).await {
             Ok(()) => {
-                tracing::error!(batch = %d.batch.id, events = failures.len(), %reason, "The store rejected a batch; its records are in the failure store and the batch is dead-lettered.");
-                if let Err(e) = d.acker.reject().await {
-                    tracing::warn!(batch = %d.batch.id, error = %e, "Could not dead-letter a rejected batch; it will be redelivered.");
+                tracing::error!(batch = %batch.id, events = failures.len(), %reason, "The store rejected a batch; its records are in the failure store and the batch is dead-lettered.");
+                if let Err(e) = acker.reject().await {
+                    tracing::warn!(batch = %batch.id, error = %e, "Could not dead-letter a rejected batch; it will be redelivered.");
                 }
             }
             Err(e) => {
-                tracing::error!(batch = %d.batch.id, error = %e, "Could not record the failures of a rejected batch; leaving it unacknowledged.")
+                tracing::error!(batch = %batch.id, error = %e, "Could not record the failures of a rejected batch; leaving it unacknowledged.")
             }
         }
     }

@@ -78,7 +78,7 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
-            .pragma("cache_size", "-65536")
+            .pragma("cache_size", "-16384")
             // Checkpoint every ~40 MB of WAL rather than 4 MB: pages rewritten by consecutive
             // applies (index and table tails) are copied back once instead of many times.
             .pragma("wal_autocheckpoint", "10000")

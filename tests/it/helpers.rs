@@ -97,21 +97,23 @@ impl TestDb {
 /// Unique RabbitMQ names for one test, as a config section.
 pub fn amqp_names() -> xiezhi::bus::amqp::AmqpOptions {
     let id = uuid::Uuid::new_v4().simple().to_string();
-    let mut o = xiezhi::bus::amqp::AmqpOptions::default();
-    o.exchange = format!("t.{id}.records");
-    o.dead_letter_exchange = format!("t.{id}.dlx");
-    o.store_queue = format!("t.{id}.store");
-    o.dead_queue = format!("t.{id}.dead");
-    o
+    xiezhi::bus::amqp::AmqpOptions {
+        exchange: format!("t.{id}.records"),
+        dead_letter_exchange: format!("t.{id}.dlx"),
+        store_queue: format!("t.{id}.store"),
+        dead_queue: format!("t.{id}.dead"),
+        ..Default::default()
+    }
 }
 
 /// Configuration for the embedded default in a temporary directory.
 pub fn embedded_config(sims: &Simulators) -> Config {
-    let mut c = Config::default();
-    c.data_dir = std::env::temp_dir().join(format!("xiezhi-it-{}", uuid::Uuid::new_v4()));
-    c.connectors_dir = repo_dir().join("connectors");
-    c.extra_env = sim_env(sims);
-    c
+    Config {
+        data_dir: std::env::temp_dir().join(format!("xiezhi-it-{}", uuid::Uuid::new_v4())),
+        connectors_dir: repo_dir().join("connectors"),
+        extra_env: sim_env(sims),
+        ..Config::default()
+    }
 }
 
 /// Configuration for RabbitMQ + PostgreSQL.
