@@ -138,3 +138,49 @@ async fn sync_survives_sigkill_mid_way_on_rabbitmq_and_postgres() {
     db.drop_db().await;
     std::fs::remove_file(file).ok();
 }
+
+#[test]
+fn validate_names_file_line_record_field_and_code() {
+    let example = std::fs::read_to_string(repo_dir().join("schemas/v1/examples/penalty.json"))
+        .expect("example");
+    let good: serde_json::Value = serde_json::from_str(&example).expect("json");
+    let mut bad = good.clone();
+    // Break the agency's check character and drop a required field.
+    let uscc = bad["agency"]["uscc"].as_str().expect("uscc").to_owned();
+    let last = if uscc.ends_with('0') { '1' } else { '0' };
+    bad["agency"]["uscc"] = serde_json::Value::String(format!("{}{last}", &uscc[..17]));
+    bad.as_object_mut().expect("object").remove("facts");
+    let file =
+        std::env::temp_dir().join(format!("xiezhi-validate-{}.ndjson", uuid::Uuid::new_v4()));
+    std::fs::write(&file, format!("{good}\n\n{bad}\n")).expect("write");
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_xiezhi"))
+        .args([
+            "validate",
+            file.to_str().expect("utf-8"),
+            "--type",
+            "penalty",
+        ])
+        .output()
+        .expect("validate runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let at = format!("{}:3: record 2:", file.display());
+    assert!(
+        stdout.lines().any(|l| l.starts_with(&at)
+            && l.contains("/agency/uscc")
+            && l.contains("USCC_CHECK_DIGIT")),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with(&at) && l.contains("/facts") && l.contains("SCHEMA_REQUIRED")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("1 valid, 1 invalid penalty record(s)"),
+        "{stdout}"
+    );
+    std::fs::remove_file(file).ok();
+}
