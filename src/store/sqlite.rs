@@ -78,8 +78,6 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
-            // Larger pages keep a ~2 KB record body in its B-tree leaf instead of overflow pages.
-            .pragma("page_size", "16384")
             .pragma("cache_size", "-16384")
             // Checkpoint every ~40 MB of WAL rather than 4 MB: pages rewritten by consecutive
             // applies (index and table tails) are copied back once instead of many times.
