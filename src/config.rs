@@ -54,7 +54,7 @@ pub struct PipelineConfig {
     pub pages_in_flight: usize,
     /// Streams synced at once. Default 4.
     pub concurrent_streams: usize,
-    /// Unacknowledged bus messages the store writer holds. Default 16.
+    /// Unacknowledged bus messages the store writer holds. Default 32.
     pub store_prefetch: u16,
     /// Events the store writer applies in one transaction, at most. Default 2000.
     pub store_group_events: usize,
@@ -68,7 +68,7 @@ impl Default for PipelineConfig {
             batch_max_events: 500,
             pages_in_flight: 4,
             concurrent_streams: 4,
-            store_prefetch: 16,
+            store_prefetch: 32,
             store_group_events: 2000,
             store_writers: 2,
         }

@@ -6,10 +6,12 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 /// The eleven record types of the national enforcement data standard.
@@ -148,9 +150,35 @@ pub struct Event {
     /// The upstream's own update time for this record, when it gives one (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sourceupdated: Option<String>,
-    /// The national record; `None` for a tombstone.
+    /// The national record as JSON text (`None` for a tombstone): serialised once, when the
+    /// hash was computed, and carried as text from there to the store row. Nothing between
+    /// normalisation and the store looks inside a record, and a parsed record costs several
+    /// times its text in memory and in allocator work.
     #[serde(default)]
-    pub data: Option<Value>,
+    pub data: Option<RecordText>,
+}
+
+/// A record's JSON text as it travels on the bus: embedded verbatim in the event, never parsed
+/// on the way. Equal when the texts are equal.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RecordText(Box<RawValue>);
+
+impl RecordText {
+    /// The compact JSON text of `value`.
+    pub fn from_value(value: &Value) -> RecordText {
+        canonical(value).1
+    }
+
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+}
+
+impl PartialEq for RecordText {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
 }
 
 impl Event {
@@ -164,7 +192,13 @@ impl Event {
         lineage: &Lineage,
         source_updated: Option<String>,
     ) -> Event {
-        let contenthash = data.as_ref().map(content_hash).unwrap_or_default();
+        let (contenthash, data) = match &data {
+            Some(v) => {
+                let (hash, text) = canonical(v);
+                (hash, Some(text))
+            }
+            None => (String::new(), None),
+        };
         let source = format!("/xiezhi/{}/{}", lineage.connector, lineage.stream);
         let id = event_id(&source, record_type, &key, op, &contenthash);
         Event {
@@ -188,6 +222,17 @@ impl Event {
             sourceupdated: source_updated,
             data,
         }
+    }
+
+    /// The record's JSON text (`None` for a tombstone).
+    pub fn data_text(&self) -> Option<&str> {
+        self.data.as_ref().map(RecordText::get)
+    }
+
+    /// The record parsed (`None` for a tombstone). For the rare readers that look inside.
+    pub fn data_value(&self) -> Option<Value> {
+        // The text is JSON by construction (it is a `RawValue`), so it parses.
+        self.data_text().and_then(|t| serde_json::from_str(t).ok())
     }
 
     /// `<record_type>.<province>.<prefecture>.<county>.<connector>`, the division code written at
@@ -246,14 +291,25 @@ fn event_id(source: &str, record_type: RecordType, key: &str, op: Op, hash: &str
         .to_string()
 }
 
-/// SHA-256 of the JSON text of a value. serde_json keeps object keys in insertion order
-/// (`preserve_order`), and the normaliser always emits fields in schema order, so equal records
-/// hash equally.
+/// SHA-256 of the JSON text of a value. serde_json's maps keep their keys sorted, so equal
+/// records hash equally whatever order their fields were built in.
 pub fn content_hash(value: &Value) -> String {
     let mut h = Sha256::new();
     // Writing into a hasher cannot fail.
     let _ = serde_json::to_writer(HashWriter(&mut h), value);
     hex::encode(h.finalize())
+}
+
+/// [`content_hash`] and the JSON text it covers, from one serialisation.
+pub fn hash_and_text(value: &Value) -> (String, Arc<str>) {
+    let (hash, text) = canonical(value);
+    (hash, Arc::from(text.get()))
+}
+
+fn canonical(value: &Value) -> (String, RecordText) {
+    // Serialising a `Value` cannot fail: its keys are strings.
+    let raw = serde_json::value::to_raw_value(value).unwrap_or_else(|_| RawValue::NULL.to_owned());
+    (hex::encode(Sha256::digest(raw.get())), RecordText(raw))
 }
 
 struct HashWriter<'a>(&'a mut Sha256);
@@ -280,7 +336,9 @@ pub struct Batch {
 impl Batch {
     pub fn new(routing_key: String, events: Vec<Event>) -> Batch {
         Batch {
-            id: uuid::Uuid::new_v4().to_string(),
+            // Time-ordered (v7), so the store's index of applied batch ids grows at its end
+            // instead of at a random leaf per batch.
+            id: uuid::Uuid::now_v7().to_string(),
             routing_key,
             events,
         }
@@ -388,6 +446,41 @@ impl Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn record_text_crosses_the_bus_verbatim_and_matches_its_hash() {
+        let data = serde_json::json!({"z": "平凉", "a": [1, 2.5, null], "m": {"b": true}});
+        let lineage = Lineage {
+            connector: "credit-platform".into(),
+            stream: "penalties".into(),
+            ..Default::default()
+        };
+        let ev = Event::new(
+            RecordType::Penalty,
+            "K".into(),
+            "620822".into(),
+            Op::Upsert,
+            Some(data.clone()),
+            &lineage,
+            None,
+        );
+        // Keys sorted, compact: the text the hash covers.
+        assert_eq!(
+            ev.data_text(),
+            Some(r#"{"a":[1,2.5,null],"m":{"b":true},"z":"平凉"}"#)
+        );
+        assert_eq!(ev.contenthash, content_hash(&data));
+        let batch = Batch::new(ev.routing_key(), vec![ev.clone()]);
+        let back = Batch::from_body(
+            batch.id.clone(),
+            batch.routing_key.clone(),
+            &batch.to_body(),
+        )
+        .unwrap();
+        assert_eq!(back.events[0].data_text(), ev.data_text());
+        assert_eq!(back.events[0].data_value(), Some(data));
+        assert_eq!(back, batch);
+    }
 
     #[test]
     fn routing_key_writes_division_at_three_levels() {

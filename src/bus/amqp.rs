@@ -1643,11 +1643,12 @@ mod tests {
         let per_batch = 500usize;
         let mut template = batch(RecordType::Penalty, "620822", per_batch);
         for e in &mut template.events {
-            if let Some(serde_json::Value::Object(data)) = &mut e.data {
+            if let Some(serde_json::Value::Object(mut data)) = e.data_value() {
                 data.insert(
                     "padding".into(),
                     serde_json::Value::String("x".repeat(padding)),
                 );
+                e.data = Some(crate::record::RecordText::from_value(&data.into()));
             }
         }
         let body_kb = template.to_body().len() / 1024;

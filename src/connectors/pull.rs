@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use futures_util::StreamExt;
 use futures_util::future::try_join_all;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -92,6 +93,16 @@ pub(crate) struct FetchedPage {
     pub(crate) after: Position,
 }
 
+/// Pages normalised concurrently by one stream sync: two keep both cores busy while the store
+/// writer waits for the next group.
+const NORMALISE_AHEAD: usize = 2;
+
+struct NormalizedPage {
+    groups: BTreeMap<String, Vec<Event>>,
+    failures: Vec<Failure>,
+    after: Position,
+}
+
 struct PendingPage {
     confirms: Vec<Confirm>,
     events: i64,
@@ -148,8 +159,13 @@ impl StreamPuller {
             r
         };
         let processor = async {
-            while let Some(fp) = page_rx.recv().await {
-                let pending = self.process(ctx, fp).await?;
+            // Pages are normalised NORMALISE_AHEAD at a time on the blocking pool (it is CPU
+            // work), and published strictly in page order.
+            let mut normalized = futures_util::stream::poll_fn(|cx| page_rx.poll_recv(cx))
+                .map(|fp| self.normalize_page(ctx, fp))
+                .buffered(NORMALISE_AHEAD);
+            while let Some(page) = normalized.next().await {
+                let pending = self.publish_page(ctx, page?).await?;
                 if commit_tx.send(pending).await.is_err() {
                     anyhow::bail!("the committer stopped");
                 }
@@ -413,8 +429,12 @@ impl StreamPuller {
         }
     }
 
-    /// Normalises a page, publishes its events, records its failures.
-    async fn process(&self, ctx: &PullContext, fp: FetchedPage) -> anyhow::Result<PendingPage> {
+    /// Normalises a page on the blocking pool.
+    async fn normalize_page(
+        &self,
+        ctx: &PullContext,
+        fp: FetchedPage,
+    ) -> anyhow::Result<NormalizedPage> {
         let lineage_base = Lineage {
             connector: self.connector.clone(),
             stream: self.def.name.clone(),
@@ -426,6 +446,7 @@ impl StreamPuller {
         let normalizer = self.normalizer.clone();
         let records = fp.page.records;
         let (groups, failures) = tokio::task::spawn_blocking(move || {
+            lower_thread_priority();
             let mut groups: BTreeMap<String, Vec<Event>> = BTreeMap::new();
             let mut failures = Vec::new();
             let mut lineage = lineage_base;
@@ -439,7 +460,24 @@ impl StreamPuller {
             (groups, failures)
         })
         .await?;
+        Ok(NormalizedPage {
+            groups,
+            failures,
+            after: fp.after,
+        })
+    }
 
+    /// Records a normalised page's failures and publishes its events.
+    async fn publish_page(
+        &self,
+        ctx: &PullContext,
+        page: NormalizedPage,
+    ) -> anyhow::Result<PendingPage> {
+        let NormalizedPage {
+            groups,
+            failures,
+            after,
+        } = page;
         if !failures.is_empty() {
             ctx.store.record_failures(&ctx.run_id, &failures).await?;
             self.counters
@@ -467,8 +505,29 @@ impl StreamPuller {
         Ok(PendingPage {
             confirms,
             events,
-            after: fp.after,
+            after,
         })
+    }
+}
+
+/// Normalisation runs on blocking-pool threads at a lower priority (nice 10) than the store
+/// writer and the I/O threads. Throughput is set by the writer's serial path of many short
+/// hops between threads; on a machine whose cores are all busy normalising, each hop would
+/// otherwise wait for a time slice. Linux gives each thread its own nice value.
+fn lower_thread_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        thread_local!(static LOWERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
+        LOWERED.with(|done| {
+            if !done.replace(true) {
+                // SAFETY: setpriority only reads its integer arguments; `who` = 0 is the
+                // calling thread on Linux.
+                let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
+                if rc != 0 {
+                    tracing::debug!(error = %std::io::Error::last_os_error(), "Could not lower the priority of a normalising thread.");
+                }
+            }
+        });
     }
 }
 

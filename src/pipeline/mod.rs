@@ -95,7 +95,7 @@ impl Runtime {
                     .context("connecting to RabbitMQ")?,
             ),
             // Few batches in memory at once: each holds up to `batch_max_events` parsed records.
-            None => Arc::new(MemoryBus::new(16)),
+            None => Arc::new(MemoryBus::new(32)),
         };
         bus.declare().await.context("declaring the bus topology")?;
         tracing::info!(

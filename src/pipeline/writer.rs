@@ -227,7 +227,7 @@ async fn dead_letter(
                     natural_key: Some(ev.subject.clone()),
                     upstream_id: None,
                     raw,
-                    normalized: ev.data.clone(),
+                    normalized: ev.data_value(),
                     errors: vec![FieldError {
                         code: "STORE_REJECTED".into(),
                         path: String::new(),

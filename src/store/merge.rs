@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 use serde::{Deserialize, Serialize};
 
 use super::{ApplyOutcome, Precedence};
-use crate::record::{Batch, Event, Lineage, Op, RecordType, content_hash};
+use crate::record::{Batch, Event, Lineage, Op, RecordType, content_hash, hash_and_text};
 
 /// The natural identity of a stored record.
 pub(crate) type RecKey = (RecordType, String);
@@ -124,8 +124,15 @@ pub(crate) fn select<'a>(batches: &'a [Batch], new_ids: &HashSet<String>) -> Sel
             *out.ingested.entry(event.syncrun.clone()).or_default() += 1;
             let hash = match (event.op, &event.data) {
                 (Op::Delete, _) => Cow::Borrowed(""),
-                (Op::Upsert, Some(data)) if event.contenthash.is_empty() => {
-                    Cow::Owned(content_hash(data))
+                (Op::Upsert, Some(_)) if event.contenthash.is_empty() => {
+                    // From a producer that did not hash: hash the canonical form, not its text.
+                    Cow::Owned(
+                        event
+                            .data_value()
+                            .as_ref()
+                            .map(content_hash)
+                            .unwrap_or_default(),
+                    )
                 }
                 (Op::Upsert, Some(_)) => Cow::Borrowed(event.contenthash.as_str()),
                 (Op::Upsert, None) => {
@@ -181,6 +188,15 @@ pub(crate) struct RecordHead {
     pub sources: Vec<StoredSource>,
 }
 
+/// A stored record whose bodies a re-merge reads: its current version and that version's
+/// change sequence (either finds the history row holding the merged body).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct KnownKey {
+    pub key: RecKey,
+    pub version: i64,
+    pub seq: i64,
+}
+
 /// Keys on which some event really changes a contribution (so the record must be re-merged),
 /// and among them the stored ones whose bodies must be loaded.
 #[derive(Debug, Default)]
@@ -189,7 +205,7 @@ pub(crate) struct Dirty {
     /// Stored dirty keys whose re-merge reads a stored body, with their current version (whose
     /// history row holds the merged body). A record whose only source sends a new version
     /// never needs its old body.
-    pub known: Vec<(RecKey, i64)>,
+    pub known: Vec<KnownKey>,
 }
 
 /// Replays the contribution-hash transitions only, which is enough to know which keys need the
@@ -200,11 +216,11 @@ pub(crate) fn dirty_keys(events: &[Incoming<'_>], heads: &[RecordHead]) -> Dirty
     /// Per contribution: hash, deleted, still the stored one.
     type Slot<'s> = (&'s str, bool, bool);
     let mut state: HashMap<(RecordType, &str, &str), Slot<'_>> = HashMap::new();
-    let mut stored: HashMap<(RecordType, &str), (i64, Vec<&str>)> =
+    let mut stored: HashMap<(RecordType, &str), (i64, i64, Vec<&str>)> =
         HashMap::with_capacity(heads.len());
     for h in heads {
         let connectors = h.sources.iter().map(|s| s.connector.as_str()).collect();
-        stored.insert((h.record_type, &h.key), (h.version, connectors));
+        stored.insert((h.record_type, &h.key), (h.version, h.seq, connectors));
         for s in &h.sources {
             state.insert(
                 (h.record_type, &h.key, &s.connector),
@@ -239,14 +255,18 @@ pub(crate) fn dirty_keys(events: &[Incoming<'_>], heads: &[RecordHead]) -> Dirty
         }
         dirty.all.insert((e.recordtype, e.subject.clone()));
         let rec = (e.recordtype, e.subject.as_str());
-        if let Some((version, connectors)) = stored.get(&rec)
+        if let Some((version, seq, connectors)) = stored.get(&rec)
             && !needs_bodies.contains(&rec)
             && connectors
                 .iter()
                 .any(|c| matches!(state.get(&(rec.0, rec.1, *c)), Some((_, false, true))))
         {
             needs_bodies.insert(rec);
-            dirty.known.push(((rec.0, rec.1.to_owned()), *version));
+            dirty.known.push(KnownKey {
+                key: (rec.0, rec.1.to_owned()),
+                version: *version,
+                seq: *seq,
+            });
         }
     }
     dirty
@@ -271,6 +291,16 @@ pub(crate) enum SeqRef {
     Existing(i64),
     /// The sequence allocated for `Plan::versions[i]`.
     New(usize),
+}
+
+impl SeqRef {
+    /// The sequence once `seqs` (one per planned version, ascending) are allocated.
+    pub fn resolve(self, seqs: &[i64]) -> i64 {
+        match self {
+            SeqRef::Existing(s) => s,
+            SeqRef::New(i) => seqs.get(i).copied().unwrap_or_default(),
+        }
+    }
 }
 
 /// A contribution body to store (`data` = `Some`) or to drop (`None`: the contribution was
@@ -303,6 +333,9 @@ pub(crate) struct VersionWrite {
     pub record_type: RecordType,
     pub key: String,
     pub version: i64,
+    /// The sequence of the record's previous version (`Existing(0)` for its first): history
+    /// is a chain, so no index on (type, key, version) has to be kept up to date.
+    pub prev: SeqRef,
     pub deleted: bool,
     pub division: String,
     pub content_hash: String,
@@ -322,10 +355,7 @@ pub(crate) struct Plan {
 impl Plan {
     /// The sequence of a written record once `seqs` (one per version, ascending) are known.
     pub fn seq_of(&self, r: &RecordWrite, seqs: &[i64]) -> i64 {
-        match r.seq {
-            SeqRef::Existing(s) => s,
-            SeqRef::New(i) => seqs.get(i).copied().unwrap_or_default(),
-        }
+        r.seq.resolve(seqs)
     }
 }
 
@@ -392,7 +422,7 @@ pub(crate) fn plan<'a>(
             }
         }
     }
-    let loaded: HashSet<&RecKey> = dirty.known.iter().map(|k| &k.0).collect();
+    let loaded: HashSet<&RecKey> = dirty.known.iter().map(|k| &k.key).collect();
     let mut states: HashMap<RecKey, KeyState<'a>> = HashMap::with_capacity(dirty.all.len());
     for h in heads {
         let key = (h.record_type, h.key);
@@ -481,18 +511,18 @@ pub(crate) fn plan<'a>(
                     plan.outcome.unchanged += 1;
                     continue;
                 }
-                let Some(data) = e.data.as_ref() else {
+                let Some(text) = e.data_text() else {
                     plan.outcome.unchanged += 1;
                     continue;
                 };
-                let text = to_text(data);
                 let c = Contribution {
                     connector: e.connector.clone(),
                     content_hash: inc.hash.to_string(),
                     deleted: false,
                     division: e.division.clone(),
-                    value: Some(Cow::Borrowed(data)),
-                    text: Some(text),
+                    // Parsed only if a multi-source merge needs it.
+                    value: None,
+                    text: Some(Arc::from(text)),
                     lineage: e.lineage(),
                     changed: true,
                     has_body: pos.is_some_and(|i| state.contributions[i].has_body),
@@ -578,15 +608,6 @@ pub(crate) fn plan<'a>(
     Ok(plan)
 }
 
-/// JSON text of a body. Sized up front: growing the buffer by doubling costs more than the
-/// serialisation of a typical 1–2 KB record.
-fn to_text(value: &Value) -> Arc<str> {
-    let mut buf = Vec::with_capacity(2048);
-    // Writing a `Value` into a Vec cannot fail, and serde_json only writes UTF-8.
-    let _ = serde_json::to_writer(&mut buf, value);
-    Arc::from(String::from_utf8(buf).unwrap_or_default())
-}
-
 fn new_state<'a>() -> KeyState<'a> {
     KeyState {
         version: 0,
@@ -634,8 +655,8 @@ fn remerge(
         state.deleted = true;
         state.content_hash.clear();
         state.data = None;
-        state.seq = SeqRef::New(plan.versions.len());
-        push_version(plan, key, state);
+        let prev = std::mem::replace(&mut state.seq, SeqRef::New(plan.versions.len()));
+        push_version(plan, key, state, prev);
         plan.outcome.deleted += 1;
         return Ok(());
     }
@@ -678,7 +699,7 @@ fn remerge(
                 state.contributions[*i].overridden = fields.clone();
             }
         }
-        (content_hash(&merged.data), to_text(&merged.data))
+        hash_and_text(&merged.data)
     };
     state.division = division;
     if was_live && hash == state.content_hash {
@@ -691,8 +712,8 @@ fn remerge(
     state.deleted = false;
     state.content_hash = hash;
     state.data = Some(text);
-    state.seq = SeqRef::New(plan.versions.len());
-    push_version(plan, key, state);
+    let prev = std::mem::replace(&mut state.seq, SeqRef::New(plan.versions.len()));
+    push_version(plan, key, state, prev);
     if was_live {
         plan.outcome.updated += 1;
     } else {
@@ -701,11 +722,12 @@ fn remerge(
     Ok(())
 }
 
-fn push_version(plan: &mut Plan, key: &RecKey, state: &KeyState<'_>) {
+fn push_version(plan: &mut Plan, key: &RecKey, state: &KeyState<'_>, prev: SeqRef) {
     plan.versions.push(VersionWrite {
         record_type: key.0,
         key: key.1.clone(),
         version: state.version,
+        prev,
         deleted: state.deleted,
         division: state.division.clone(),
         content_hash: state.content_hash.clone(),

@@ -111,14 +111,14 @@ impl PgStore {
     /// (text keeps the key order jsonb would lose) and the contributions' own bodies.
     async fn load_bodies(
         tx: &mut Transaction<'static, Postgres>,
-        known: &[(RecKey, i64)],
+        known: &[merge::KnownKey],
     ) -> Result<Vec<LoadedBody>> {
         if known.is_empty() {
             return Ok(Vec::new());
         }
-        let types: Vec<&str> = known.iter().map(|k| k.0.0.as_str()).collect();
-        let names: Vec<&str> = known.iter().map(|k| k.0.1.as_str()).collect();
-        let versions: Vec<i64> = known.iter().map(|k| k.1).collect();
+        let types: Vec<&str> = known.iter().map(|k| k.key.0.as_str()).collect();
+        let names: Vec<&str> = known.iter().map(|k| k.key.1.as_str()).collect();
+        let versions: Vec<i64> = known.iter().map(|k| k.version).collect();
         let rows: Vec<(String, String, Option<String>, String)> = sqlx::query_as(
             "SELECT v.record_type, v.key, NULL::text, v.data \
              FROM UNNEST($1::text[], $2::text[], $3::int8[]) AS k(record_type, key, version) \

@@ -10,6 +10,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -41,7 +42,41 @@ const FAILURE_COLUMNS: &str = "id, stage, connector, stream, record_type, natura
 pub struct SqliteStore {
     writer: SqlitePool,
     readers: SqlitePool,
-    precedence: std::sync::Arc<Precedence>,
+    precedence: Arc<Precedence>,
+    checkpointer: SqlitePool,
+    /// The checkpointer stops once every clone of the store is gone.
+    _alive: Arc<()>,
+}
+
+/// How often the checkpointer copies committed WAL frames back into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// Checkpoints the WAL (PASSIVE: never blocks the writer or readers) until the store is
+/// dropped, then once more with TRUNCATE so a closed store leaves a small WAL behind.
+async fn checkpoint_loop(pool: SqlitePool, alive: std::sync::Weak<()>, path: String) {
+    let mut failing = false;
+    while alive.strong_count() > 0 && !pool.is_closed() {
+        tokio::time::sleep(CHECKPOINT_EVERY).await;
+        match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
+            Ok(_) if failing => {
+                failing = false;
+                tracing::info!(path = %path, "WAL checkpoints succeed again.");
+            }
+            Ok(_) => {}
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(path = %path, error = %e, "A WAL checkpoint failed; the writer's own checkpoints take over while this persists.");
+            }
+            Err(_) => {}
+        }
+    }
+    let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&pool)
+        .await;
+    pool.close().await;
 }
 
 /// Error for a store path whose directory cannot be created.
@@ -79,15 +114,27 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .pragma("cache_size", "-16384")
-            // Checkpoint every ~40 MB of WAL rather than 4 MB: pages rewritten by consecutive
-            // applies (index and table tails) are copied back once instead of many times.
-            .pragma("wal_autocheckpoint", "10000")
             .pragma("temp_store", "memory");
+        // The checkpointer connection copies committed WAL frames back into the database on
+        // its own thread (see `checkpoint_loop`), so the writer does not spend a quarter of its
+        // time on it. Under continuous writes those PASSIVE checkpoints never catch up with the
+        // very last commit, though, and only a checkpoint that copied everything lets the WAL
+        // start over. So the writer still checkpoints at 64 MB of WAL: by then nearly all of it
+        // has been copied, the rest is quick, and the WAL file stays small.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(60))
-            .connect_with(options.clone())
+            .connect_with(options.clone().pragma("wal_autocheckpoint", "16384"))
+            .await
+            .map_err(|source| StoreError::Open {
+                url: shown.clone(),
+                source,
+            })?;
+        let checkpointer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .connect_with(options.clone().pragma("wal_autocheckpoint", "0"))
             .await
             .map_err(|source| StoreError::Open {
                 url: shown.clone(),
@@ -103,25 +150,48 @@ impl SqliteStore {
                 source,
             })?;
         tracing::info!(path = %shown, "Opened the SQLite store.");
+        let alive = Arc::new(());
+        tokio::spawn(checkpoint_loop(
+            checkpointer.clone(),
+            Arc::downgrade(&alive),
+            shown,
+        ));
         Ok(SqliteStore {
             writer,
             readers,
-            precedence: std::sync::Arc::new(precedence),
+            checkpointer,
+            precedence: Arc::new(precedence),
+            _alive: alive,
         })
     }
 
     fn migrator() -> Migrator {
-        Migrator::with_migrations(vec![Migration::new(
-            1,
-            "store".into(),
-            MigrationType::Simple,
-            AssertSqlSafe(include_str!("../../migrations/sqlite/0001_store.sql")).into_sql_str(),
-            false,
-        )])
+        Migrator::with_migrations(vec![
+            Migration::new(
+                1,
+                "store".into(),
+                MigrationType::Simple,
+                AssertSqlSafe(include_str!("../../migrations/sqlite/0001_store.sql"))
+                    .into_sql_str(),
+                false,
+            ),
+            Migration::new(
+                2,
+                "history chain".into(),
+                MigrationType::Simple,
+                AssertSqlSafe(include_str!(
+                    "../../migrations/sqlite/0002_history_chain.sql"
+                ))
+                .into_sql_str(),
+                false,
+            ),
+        ])
     }
 
     /// Closes both pools (checkpointing the WAL).
     pub async fn close(&self) {
+        // The last connection to close (the writer) checkpoints what is left.
+        self.checkpointer.close().await;
         self.readers.close().await;
         self.writer.close().await;
     }
@@ -147,22 +217,16 @@ impl SqliteStore {
     /// Bodies of the dirty stored keys: the merged body and the contributions' own bodies.
     async fn load_bodies(
         tx: &mut Transaction<'static, Sqlite>,
-        known: &[(RecKey, i64)],
+        known: &[merge::KnownKey],
     ) -> Result<Vec<LoadedBody>> {
         if known.is_empty() {
             return Ok(Vec::new());
         }
-        let keys: Vec<RecKey> = known.iter().map(|k| k.0.clone()).collect();
-        let versions = to_json(
-            &known
-                .iter()
-                .map(|((t, key), v)| (t.as_str(), key.as_str(), *v))
-                .collect::<Vec<_>>(),
-        );
+        let keys: Vec<RecKey> = known.iter().map(|k| k.key.clone()).collect();
+        let seqs = to_json(&known.iter().map(|k| k.seq).collect::<Vec<_>>());
         let rows: Vec<(String, String, Option<String>, String)> = sqlx::query_as(
             "SELECT v.record_type, v.key, NULL, v.data \
-             FROM json_each(?2) AS j CROSS JOIN record_versions AS v \
-             ON v.record_type = j.value->>0 AND v.key = j.value->>1 AND v.version = j.value->>2 \
+             FROM json_each(?2) AS j CROSS JOIN record_versions AS v ON v.seq = j.value \
              WHERE v.data IS NOT NULL \
              UNION ALL \
              SELECT s.record_type, s.key, s.connector, s.data \
@@ -170,7 +234,7 @@ impl SqliteStore {
              ON s.record_type = j.value->>0 AND s.key = j.value->>1",
         )
         .bind(keys_json(&keys))
-        .bind(versions)
+        .bind(seqs)
         .fetch_all(&mut **tx)
         .await
         .map_err(query_err("reading bodies to re-merge"))?;
@@ -235,9 +299,9 @@ impl SqliteStore {
                 .map_err(query_err("writing contribution bodies"))?;
         }
 
-        for chunk in plan.records.chunks(ROWS_PER_INSERT) {
+        for chunk in fixed_chunks(&plan.records) {
             let sql = values_sql(
-                "INSERT INTO records (record_type, key, version, seq, deleted, division, content_hash, \
+                "INSERT OR ROLLBACK INTO records (record_type, key, version, seq, deleted, division, content_hash, \
                    sources, updated_at)",
                 9,
                 chunk.len(),
@@ -268,11 +332,12 @@ impl SqliteStore {
 
         let versions: Vec<(&merge::VersionWrite, i64)> =
             plan.versions.iter().zip(seqs.iter().copied()).collect();
-        for chunk in versions.chunks(ROWS_PER_INSERT) {
+        for chunk in fixed_chunks(&versions) {
             let sql = values_sql(
-                "INSERT INTO record_versions \
-                   (seq, record_type, key, version, deleted, division, content_hash, data, changed_at)",
-                9,
+                "INSERT OR ROLLBACK INTO record_versions \
+                   (seq, record_type, key, version, deleted, division, content_hash, data, changed_at, \
+                    prev_seq)",
+                10,
                 chunk.len(),
                 "",
             );
@@ -287,7 +352,8 @@ impl SqliteStore {
                     .bind(w.division.as_str())
                     .bind(w.content_hash.as_str())
                     .bind(w.data.clone())
-                    .bind(now);
+                    .bind(now)
+                    .bind(Some(w.prev.resolve(&seqs)).filter(|s| *s > 0));
             }
             q.execute(&mut **tx)
                 .await
@@ -297,9 +363,21 @@ impl SqliteStore {
     }
 }
 
-/// Rows per multi-row INSERT: 9 columns × 400 rows stays far below SQLite's limit of 32,766
-/// parameters, and a few statements per call cost nothing next to the rows.
-const ROWS_PER_INSERT: usize = 400;
+/// Rows per multi-row INSERT, largest first. Every statement text has one of these row counts,
+/// so all of them stay in the prepared-statement cache (a 2,500-parameter statement costs more
+/// to prepare than its rows cost to write); 10 columns × 256 rows stays far below SQLite's
+/// limit of 32,766 parameters.
+const ROWS_PER_INSERT: [usize; 5] = [256, 64, 16, 4, 1];
+
+/// Splits `rows` into chunks whose lengths are all in [`ROWS_PER_INSERT`].
+fn fixed_chunks<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
+    std::iter::from_fn(move || {
+        let n = ROWS_PER_INSERT.into_iter().find(|n| *n <= rows.len())?;
+        let (head, tail) = rows.split_at(n);
+        rows = tail;
+        Some(head)
+    })
+}
 
 /// `<head> VALUES (?, …), … <tail>` for `rows` rows of `cols` parameters. Only counts go into
 /// the text; every value is bound.
@@ -341,6 +419,9 @@ impl Store for SqliteStore {
             return Ok(ApplyOutcome::default());
         }
         let now = now_micros();
+        // Elapsed µs at the end of each phase, for the debug log.
+        let t0 = std::time::Instant::now();
+        let mut phases = [0u64; 5];
         // IMMEDIATE takes the write lock up front, so another process cannot make this
         // transaction fail half-way with SQLITE_BUSY on its first write.
         let mut tx = self
@@ -367,8 +448,10 @@ impl Store for SqliteStore {
             ..Default::default()
         };
         if !selected.events.is_empty() {
+            phases[0] = t0.elapsed().as_micros() as u64;
             let keys = merge::distinct_keys(&selected.events);
             let heads = Self::load_heads(&mut tx, &keys).await?;
+            phases[1] = t0.elapsed().as_micros() as u64;
             let dirty = merge::dirty_keys(&selected.events, &heads);
             let bodies = Self::load_bodies(&mut tx, &dirty.known).await?;
             let plan =
@@ -378,7 +461,9 @@ impl Store for SqliteStore {
                         reason: e.to_string(),
                     }
                 })?;
+            phases[2] = t0.elapsed().as_micros() as u64;
             Self::write_plan(&mut tx, &plan, now).await?;
+            phases[3] = t0.elapsed().as_micros() as u64;
             outcome.inserted = plan.outcome.inserted;
             outcome.updated = plan.outcome.updated;
             outcome.unchanged = plan.outcome.unchanged;
@@ -403,7 +488,13 @@ impl Store for SqliteStore {
         tx.commit()
             .await
             .map_err(query_err("committing the apply transaction"))?;
+        phases[4] = t0.elapsed().as_micros() as u64;
         tracing::debug!(
+            begin_us = phases[0],
+            heads_us = phases[1].saturating_sub(phases[0]),
+            plan_us = phases[2].saturating_sub(phases[1]),
+            write_us = phases[3].saturating_sub(phases[2]),
+            commit_us = phases[4].saturating_sub(phases[3]),
             batches = batches.len(),
             duplicates = outcome.duplicate_batches,
             inserted = outcome.inserted,
@@ -498,8 +589,7 @@ impl Store for SqliteStore {
             // The body lives once, in the history row of the current version.
             "SELECT r.version, r.seq, r.deleted, r.division, r.content_hash, v.data, r.sources, \
                r.updated_at \
-             FROM records AS r LEFT JOIN record_versions AS v \
-               ON v.record_type = r.record_type AND v.key = r.key AND v.version = r.version \
+             FROM records AS r LEFT JOIN record_versions AS v ON v.seq = r.seq \
              WHERE r.record_type = ?1 AND r.key = ?2",
         )
         .bind(record_type.as_str())
@@ -513,8 +603,14 @@ impl Store for SqliteStore {
 
     async fn history(&self, record_type: RecordType, key: &str) -> Result<Vec<RecordVersion>> {
         let rows: Vec<VersionTuple> = sqlx::query_as(
-            "SELECT version, seq, deleted, content_hash, data, changed_at \
-             FROM record_versions WHERE record_type = ?1 AND key = ?2 ORDER BY version",
+            // Follows the chain of previous versions from the current one.
+            "WITH RECURSIVE chain(seq) AS ( \
+               SELECT seq FROM records WHERE record_type = ?1 AND key = ?2 \
+               UNION ALL \
+               SELECT v.prev_seq FROM record_versions AS v JOIN chain ON v.seq = chain.seq \
+               WHERE v.prev_seq IS NOT NULL) \
+             SELECT v.version, v.seq, v.deleted, v.content_hash, v.data, v.changed_at \
+             FROM chain JOIN record_versions AS v ON v.seq = chain.seq ORDER BY v.version",
         )
         .bind(record_type.as_str())
         .bind(key)
@@ -724,6 +820,68 @@ mod tests {
             .unwrap();
         store.migrate().await.unwrap();
         (store, dir)
+    }
+
+    #[test]
+    fn fixed_chunks_cover_every_row_in_cacheable_sizes() {
+        for n in [0usize, 1, 3, 4, 255, 256, 257, 1000, 2000] {
+            let rows: Vec<usize> = (0..n).collect();
+            let chunks: Vec<&[usize]> = fixed_chunks(&rows).collect();
+            assert!(
+                chunks.iter().all(|c| ROWS_PER_INSERT.contains(&c.len())),
+                "{n}"
+            );
+            assert_eq!(chunks.concat(), rows, "{n}");
+        }
+    }
+
+    /// A database written before the history chain existed: after migration 2 every version
+    /// points at its predecessor and history and current bodies read as before.
+    #[tokio::test]
+    async fn the_history_chain_migration_links_existing_versions() {
+        let dir = std::env::temp_dir().join(format!("xiezhi_t_{}", uuid::Uuid::new_v4().simple()));
+        let store = SqliteStore::open(&dir.join("store.db"), Precedence::default())
+            .await
+            .unwrap();
+        let mut first = SqliteStore::migrator();
+        first.migrations = std::borrow::Cow::Owned(first.migrations[..1].to_vec());
+        first.run(&store.writer).await.unwrap();
+        sqlx::raw_sql(
+            "INSERT INTO records VALUES ('penalty', 'K', 2, 9, 0, '620822', 'h2', '[]', 0); \
+             INSERT INTO record_versions (seq, record_type, key, version, deleted, division, \
+               content_hash, data, changed_at) VALUES \
+               (5, 'penalty', 'K', 1, 0, '620822', 'h1', '{\"v\":1}', 0), \
+               (7, 'penalty', 'L', 1, 0, '620822', 'hl', '{\"l\":1}', 0), \
+               (9, 'penalty', 'K', 2, 0, '620822', 'h2', '{\"v\":2}', 0);",
+        )
+        .execute(&store.writer)
+        .await
+        .unwrap();
+
+        store.migrate().await.unwrap();
+
+        let prev: Vec<(i64, Option<i64>)> =
+            sqlx::query_as("SELECT seq, prev_seq FROM record_versions ORDER BY seq")
+                .fetch_all(&store.writer)
+                .await
+                .unwrap();
+        assert_eq!(prev, vec![(5, None), (7, None), (9, Some(5))]);
+        let history = store.history(RecordType::Penalty, "K").await.unwrap();
+        assert_eq!(
+            history
+                .iter()
+                .map(|v| (v.version, v.seq))
+                .collect::<Vec<_>>(),
+            vec![(1, 5), (2, 9)]
+        );
+        let current = store
+            .get_record(RecordType::Penalty, "K")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(current.data, serde_json::json!({"v": 2}));
+        store.close().await;
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[tokio::test]
