@@ -23,7 +23,7 @@ fn main() -> std::process::ExitCode {
 
 /// Where the kernel backs anonymous memory with transparent huge pages "always" (as on the
 /// benchmark machine), every 2 MiB region the allocator touches becomes resident in full:
-/// measured, that doubled the resident memory of a small sync (52 → 103 MB). xiezhi's heap is
+/// measured, that doubled the peak resident memory of a small benchmark run (55 → 103 MB). xiezhi's heap is
 /// made of many short-lived, page-sized buffers, which gain nothing from huge pages, so the
 /// process opts out before the runtime allocates anything.
 fn disable_transparent_huge_pages() {

@@ -294,10 +294,7 @@ fn event_id(source: &str, record_type: RecordType, key: &str, op: Op, hash: &str
 /// SHA-256 of the JSON text of a value. serde_json's maps keep their keys sorted, so equal
 /// records hash equally whatever order their fields were built in.
 pub fn content_hash(value: &Value) -> String {
-    let mut h = Sha256::new();
-    // Writing into a hasher cannot fail.
-    let _ = serde_json::to_writer(HashWriter(&mut h), value);
-    hex::encode(h.finalize())
+    canonical(value).0
 }
 
 /// [`content_hash`] and the JSON text it covers, from one serialisation.
@@ -310,17 +307,6 @@ fn canonical(value: &Value) -> (String, RecordText) {
     // Serialising a `Value` cannot fail: its keys are strings.
     let raw = serde_json::value::to_raw_value(value).unwrap_or_else(|_| RawValue::NULL.to_owned());
     (hex::encode(Sha256::digest(raw.get())), RecordText(raw))
-}
-
-struct HashWriter<'a>(&'a mut Sha256);
-impl std::io::Write for HashWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 /// One bus message: events that share a routing key (CloudEvents batch mode,

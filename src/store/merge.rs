@@ -360,13 +360,14 @@ impl Plan {
 }
 
 #[derive(Debug)]
-struct Contribution<'a> {
+struct Contribution {
     connector: String,
     content_hash: String,
     deleted: bool,
     division: String,
-    value: Option<Cow<'a, Value>>,
+    /// The body: its text, and its parsed form once a multi-source merge needed it.
     text: Option<Arc<str>>,
+    value: Option<Value>,
     lineage: Lineage,
     changed: bool,
     /// Whether the store holds a body row for this contribution (see [`LoadedBody`]).
@@ -375,7 +376,7 @@ struct Contribution<'a> {
 }
 
 #[derive(Debug)]
-struct KeyState<'a> {
+struct KeyState {
     version: i64,
     seq: SeqRef,
     deleted: bool,
@@ -383,10 +384,10 @@ struct KeyState<'a> {
     content_hash: String,
     division: String,
     data: Option<Arc<str>>,
-    contributions: Vec<Contribution<'a>>,
+    contributions: Vec<Contribution>,
 }
 
-impl KeyState<'_> {
+impl KeyState {
     fn live(&self) -> bool {
         self.version > 0 && !self.deleted
     }
@@ -403,9 +404,9 @@ pub(crate) struct CorruptContribution {
 }
 
 /// Replays the selected events over the loaded state and returns the rows to write.
-pub(crate) fn plan<'a>(
+pub(crate) fn plan(
     precedence: &Precedence,
-    selected: &'a Selected<'a>,
+    selected: &Selected<'_>,
     dirty: &Dirty,
     heads: Vec<RecordHead>,
     bodies: Vec<LoadedBody>,
@@ -423,7 +424,7 @@ pub(crate) fn plan<'a>(
         }
     }
     let loaded: HashSet<&RecKey> = dirty.known.iter().map(|k| &k.key).collect();
-    let mut states: HashMap<RecKey, KeyState<'a>> = HashMap::with_capacity(dirty.all.len());
+    let mut states: HashMap<RecKey, KeyState> = HashMap::with_capacity(dirty.all.len());
     for h in heads {
         let key = (h.record_type, h.key);
         if !dirty.all.contains(&key) {
@@ -555,7 +556,7 @@ pub(crate) fn plan<'a>(
         let Some(state) = states.remove(&key) else {
             continue;
         };
-        let mut ranked: Vec<&Contribution<'_>> = state.contributions.iter().collect();
+        let mut ranked: Vec<&Contribution> = state.contributions.iter().collect();
         ranked.sort_by(|a, b| {
             rank(precedence, key.0, &a.connector).cmp(&rank(precedence, key.0, &b.connector))
         });
@@ -608,7 +609,7 @@ pub(crate) fn plan<'a>(
     Ok(plan)
 }
 
-fn new_state<'a>() -> KeyState<'a> {
+fn new_state() -> KeyState {
     KeyState {
         version: 0,
         seq: SeqRef::Existing(0),
@@ -625,13 +626,13 @@ fn new_state<'a>() -> KeyState<'a> {
 fn remerge(
     precedence: &Precedence,
     key: &RecKey,
-    state: &mut KeyState<'_>,
+    state: &mut KeyState,
     plan: &mut Plan,
 ) -> Result<(), CorruptContribution> {
     let mut live: Vec<usize> = (0..state.contributions.len())
         .filter(|i| {
             let c = &state.contributions[*i];
-            !c.deleted && (c.value.is_some() || c.text.is_some())
+            !c.deleted && c.text.is_some()
         })
         .collect();
     live.sort_by(|a, b| {
@@ -664,15 +665,11 @@ fn remerge(
     let top = &state.contributions[live[0]];
     let division = top.division.clone();
     let (hash, text) = if live.len() == 1 {
-        let text = top.text.clone().unwrap_or_else(|| {
-            Arc::from(
-                top.value
-                    .as_deref()
-                    .map(|v| v.to_string())
-                    .unwrap_or_default(),
-            )
-        });
-        (top.content_hash.clone(), text)
+        // Live contributions have their text (the filter above).
+        (
+            top.content_hash.clone(),
+            top.text.clone().unwrap_or_default(),
+        )
     } else {
         for i in &live {
             let c = &mut state.contributions[*i];
@@ -686,12 +683,12 @@ fn remerge(
                         connector: c.connector.clone(),
                         reason: e.to_string(),
                     })?;
-                c.value = Some(Cow::Owned(value));
+                c.value = Some(value);
             }
         }
         let inputs: Vec<&Value> = live
             .iter()
-            .filter_map(|i| state.contributions[*i].value.as_deref())
+            .filter_map(|i| state.contributions[*i].value.as_ref())
             .collect();
         let merged = merge(&inputs);
         for (rank_pos, i) in live.iter().enumerate() {
@@ -722,7 +719,7 @@ fn remerge(
     Ok(())
 }
 
-fn push_version(plan: &mut Plan, key: &RecKey, state: &KeyState<'_>, prev: SeqRef) {
+fn push_version(plan: &mut Plan, key: &RecKey, state: &KeyState, prev: SeqRef) {
     plan.versions.push(VersionWrite {
         record_type: key.0,
         key: key.1.clone(),

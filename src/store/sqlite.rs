@@ -121,34 +121,28 @@ impl SqliteStore {
         // very last commit, though, and only a checkpoint that copied everything lets the WAL
         // start over. So the writer still checkpoints at 64 MB of WAL: by then nearly all of it
         // has been copied, the rest is quick, and the WAL file stays small.
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .acquire_timeout(Duration::from_secs(60))
-            .connect_with(options.clone().pragma("wal_autocheckpoint", "16384"))
-            .await
-            .map_err(|source| StoreError::Open {
-                url: shown.clone(),
-                source,
-            })?;
-        let checkpointer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .connect_with(options.clone().pragma("wal_autocheckpoint", "0"))
-            .await
-            .map_err(|source| StoreError::Open {
-                url: shown.clone(),
-                source,
-            })?;
-        let readers = SqlitePoolOptions::new()
-            .max_connections(READERS)
-            .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options)
-            .await
-            .map_err(|source| StoreError::Open {
-                url: shown.clone(),
-                source,
-            })?;
+        let pool = |max: u32, min: u32, acquire_secs: u64, options: SqliteConnectOptions| {
+            let shown = shown.clone();
+            async move {
+                SqlitePoolOptions::new()
+                    .max_connections(max)
+                    .min_connections(min)
+                    .acquire_timeout(Duration::from_secs(acquire_secs))
+                    .connect_with(options)
+                    .await
+                    .map_err(|source| StoreError::Open { url: shown, source })
+            }
+        };
+        let writer = pool(
+            1,
+            1,
+            60,
+            options.clone().pragma("wal_autocheckpoint", "16384"),
+        )
+        .await?;
+        let checkpointer =
+            pool(1, 1, 60, options.clone().pragma("wal_autocheckpoint", "0")).await?;
+        let readers = pool(READERS, 0, 30, options).await?;
         tracing::info!(path = %shown, "Opened the SQLite store.");
         let alive = Arc::new(());
         tokio::spawn(checkpoint_loop(
