@@ -87,6 +87,22 @@ pub enum Command {
     Migrate,
     /// Load the configuration and every connector, report problems, and exit.
     Check,
+    /// Find, read, replay and discard failures.
+    #[command(subcommand)]
+    Failures(Box<crate::ops::commands::FailuresCommand>),
+    /// Create, list and revoke API tokens.
+    #[command(subcommand)]
+    Tokens(crate::ops::commands::TokensCommand),
+    /// The audit log of operators' actions, oldest first.
+    Audit {
+        /// Entries after this sequence number.
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -171,6 +187,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             println!("store `{}` is migrated", rt.store.kind());
             Ok(0)
         }
+        Command::Failures(cmd) => crate::ops::commands::failures(config, *cmd).await,
+        Command::Tokens(cmd) => crate::ops::commands::tokens(config, cmd).await,
+        Command::Audit { after, limit, json } => {
+            crate::ops::commands::audit(config, after, limit, json).await
+        }
         Command::Check => {
             let rt = Runtime::build(config).await?;
             for c in &rt.connectors {
@@ -236,7 +257,7 @@ async fn demo(mut config: Config, args: SimArgs, no_serve: bool) -> anyhow::Resu
         args.invalid_rate * 100.0
     );
     let sims = sim::Simulators::start(args.config(config.sim_base_port)).await?;
-    let rt = Runtime::build(config).await?;
+    let rt = Arc::new(Runtime::build(config).await?);
     let cancel = CancellationToken::new();
     let writers = rt.spawn_writers(&cancel);
     let pullers = rt.pullers(&Selection::default())?;
@@ -257,14 +278,19 @@ async fn demo(mut config: Config, args: SimArgs, no_serve: bool) -> anyhow::Resu
         .await
         .with_context(|| format!("binding {}", rt.config.http_addr))?;
     let addr = listener.local_addr()?;
+    // The operators' routes need a token: the demo makes one for whoever runs it.
+    let token_name = format!("demo-admin-{}", chrono::Utc::now().format("%Y%m%d%H%M%S"));
+    let (token, _) = crate::ops::tokens::create(
+        rt.store.as_ref(),
+        &token_name,
+        crate::store::ops::Role::Admin,
+    )
+    .await?;
     eprintln!(
-        "\nAPI at http://{addr}  —  try:\n  curl http://{addr}/v1/stats\n  curl 'http://{addr}/v1/failures?limit=5'\nCtrl-C stops."
+        "\nAPI at http://{addr}  —  try:\n  curl http://{addr}/v1/stats\n  export XIEZHI_TOKEN={token}\n  curl -H \"Authorization: Bearer $XIEZHI_TOKEN\" 'http://{addr}/v1/failures/stats'\n  curl -H \"Authorization: Bearer $XIEZHI_TOKEN\" 'http://{addr}/v1/failures?limit=5'\nCtrl-C stops."
     );
     let api = tokio::spawn(api::serve(
-        ApiState {
-            store: rt.store.clone(),
-            bus: rt.bus.clone(),
-        },
+        ApiState::new(rt.clone()),
         listener,
         cancel.clone(),
     ));
@@ -395,10 +421,7 @@ async fn serve(config: Config) -> anyhow::Result<i32> {
         .await
         .with_context(|| format!("binding {}", rt.config.http_addr))?;
     let api = tokio::spawn(api::serve(
-        ApiState {
-            store: rt.store.clone(),
-            bus: rt.bus.clone(),
-        },
+        ApiState::new(rt.clone()),
         listener,
         cancel.clone(),
     ));
@@ -485,7 +508,14 @@ fn validate(
                     page: shown.clone(),
                     ..Default::default()
                 };
-                match n.normalize(crate::normalize::RawRecord { value, raw }, &lineage) {
+                match n.normalize(
+                    crate::normalize::RawRecord {
+                        value,
+                        raw,
+                        context: None,
+                    },
+                    &lineage,
+                ) {
                     crate::normalize::Outcome::Event(_) => Vec::new(),
                     crate::normalize::Outcome::Failure(f) => f.errors,
                 }

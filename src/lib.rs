@@ -13,6 +13,7 @@ pub mod config;
 pub mod connectors;
 pub mod domain;
 pub mod normalize;
+pub mod ops;
 pub mod pipeline;
 pub mod record;
 pub mod schedule;

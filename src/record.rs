@@ -400,6 +400,10 @@ pub struct Failure {
     pub upstream_id: Option<String>,
     /// The upstream payload of this record, byte-exact as received (after charset decoding).
     pub raw: String,
+    /// What the raw payload is read against when it cannot stand alone: the header line of a
+    /// CSV export. Replay needs it to parse the line again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_context: Option<String>,
     /// The normalised attempt, when mapping got that far.
     pub normalized: Option<Value>,
     pub errors: Vec<FieldError>,

@@ -1,29 +1,48 @@
 //! Feed: pull → normalise → route → store → **feed**. The HTTP face of the store: health,
-//! readiness, records by natural key, counts, and failures for operators.
+//! readiness, records by natural key, counts, and the operators' failure API ([`failures`],
+//! behind API tokens, [`auth`]).
 //!
-//! One error type ([`ApiError`]) renders every failure as JSON; request logging lives in the
-//! middleware (tower-http's trace layer), not in the handlers.
+//! One error type ([`ApiError`]) renders every failure as JSON, including rejected bodies and
+//! query strings; request logging lives in the middleware (tower-http's trace layer), not in
+//! the handlers.
+
+pub mod auth;
+pub mod failures;
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
 use serde_json::json;
 use tower_http::trace::TraceLayer;
 
 use crate::bus::Bus;
-use crate::record::{RecordType, Stage};
-use crate::store::{FailureFilter, FailureStatus, Store};
+use crate::pipeline::Runtime;
+use crate::record::RecordType;
+use crate::store::Store;
 
-/// What the handlers share.
+/// Largest request body the API reads (a replay filter or an edited record fits easily).
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// What the handlers share: the runtime (store, bus, current connector definitions).
 #[derive(Clone)]
 pub struct ApiState {
+    pub rt: Arc<Runtime>,
     pub store: Arc<dyn Store>,
     pub bus: Arc<dyn Bus>,
+}
+
+impl ApiState {
+    pub fn new(rt: Arc<Runtime>) -> ApiState {
+        ApiState {
+            store: rt.store.clone(),
+            bus: rt.bus.clone(),
+            rt,
+        }
+    }
 }
 
 /// The one error type of the API.
@@ -32,7 +51,18 @@ pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    /// A body the framework refused before a handler saw it (too large, not JSON, wrong type).
+    #[error("{1}")]
+    Rejected(StatusCode, String),
+    #[error("{0}")]
+    Internal(String),
     #[error("the store failed: {0}")]
     Store(#[from] crate::store::StoreError),
 }
@@ -41,17 +71,35 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = match &self {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::Rejected(status, _) if *status == StatusCode::PAYLOAD_TOO_LARGE => {
+                (*status, "payload_too_large")
+            }
+            ApiError::Rejected(status, _) => (*status, "bad_request"),
+            ApiError::Internal(e) => {
+                tracing::error!(error = %e, "API request failed.");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
             ApiError::Store(e) => {
                 tracing::error!(error = %e, "API request failed in the store.");
                 (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable")
             }
         };
-        (
+        let mut response = (
             status,
             Json(json!({"error": {"code": code, "message": self.to_string()}})),
         )
-            .into_response()
+            .into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer realm=\"xiezhi\""),
+            );
+        }
+        response
     }
 }
 
@@ -63,11 +111,27 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/stats", get(stats))
         .route("/v1/records/{type}/{key}", get(record))
         .route("/v1/records/{type}/{key}/history", get(history))
-        .route("/v1/failures", get(failures))
-        .route("/v1/failures/{id}", get(failure))
+        .merge(operator_routes(state.clone()))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// The operators' routes: every one needs a token (401 without), and each handler checks the
+/// role it needs (403 below it).
+fn operator_routes(state: ApiState) -> Router<ApiState> {
+    Router::new()
+        .route("/v1/failures", get(failures::list))
+        .route("/v1/failures/stats", get(failures::stats))
+        .route("/v1/failures/replay", post(failures::replay))
+        .route("/v1/failures/{id}", get(failures::show))
+        .route("/v1/failures/{id}/discard", post(failures::discard))
+        .route("/v1/audit", get(failures::audit))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state,
+            auth::require_token,
+        ))
 }
 
 async fn readyz(State(s): State<ApiState>) -> Response {
@@ -113,82 +177,6 @@ async fn history(
         return Err(ApiError::NotFound(format!("no {t} with key `{key}`")));
     }
     Ok(Json(versions).into_response())
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FailureQuery {
-    connector: Option<String>,
-    stream: Option<String>,
-    #[serde(rename = "type")]
-    record_type: Option<String>,
-    stage: Option<String>,
-    code: Option<String>,
-    status: Option<String>,
-    after: Option<String>,
-    limit: Option<u32>,
-}
-
-async fn failures(
-    State(s): State<ApiState>,
-    q: Result<Query<FailureQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Response, ApiError> {
-    let Query(q) = q.map_err(|e| ApiError::BadRequest(format!("bad query: {}", e.body_text())))?;
-    let record_type = q
-        .record_type
-        .map(|t| {
-            t.parse::<RecordType>()
-                .map_err(|e| ApiError::BadRequest(format!("parameter `type`: {e}")))
-        })
-        .transpose()?;
-    let stage = q
-        .stage
-        .map(|st| {
-            serde_json::from_value::<Stage>(json!(st)).map_err(|_| {
-                ApiError::BadRequest(format!(
-                    "parameter `stage`: `{st}` is not one of pull, normalize, route, store, push"
-                ))
-            })
-        })
-        .transpose()?;
-    let status = q
-        .status
-        .map(|st| {
-            serde_json::from_value::<FailureStatus>(json!(st)).map_err(|_| {
-                ApiError::BadRequest(format!(
-                    "parameter `status`: `{st}` is not one of open, replayed, resolved, discarded"
-                ))
-            })
-        })
-        .transpose()?;
-    let limit = q.limit.unwrap_or(100);
-    if limit == 0 || limit > 1000 {
-        return Err(ApiError::BadRequest(
-            "parameter `limit`: must be between 1 and 1000".into(),
-        ));
-    }
-    let filter = FailureFilter {
-        connector: q.connector,
-        stream: q.stream,
-        record_type,
-        stage,
-        code: q.code,
-        status,
-        after_id: q.after,
-        limit,
-    };
-    let rows = s.store.list_failures(&filter).await?;
-    let next = (rows.len() == limit as usize)
-        .then(|| rows.last().map(|r| r.id.clone()))
-        .flatten();
-    Ok(Json(json!({"failures": rows, "next_after": next})).into_response())
-}
-
-async fn failure(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Response, ApiError> {
-    match s.store.get_failure(&id).await? {
-        Some(f) => Ok(Json(f).into_response()),
-        None => Err(ApiError::NotFound(format!("no failure with id `{id}`"))),
-    }
 }
 
 /// Serves the API on `addr` until `cancel` fires; returns the bound address through `bound`.

@@ -5,6 +5,7 @@
 //! line. The page's continuation fields (`next_cursor`, `has_more`) are read from the same body.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -65,6 +66,43 @@ impl<'a> RawDoc<'a> {
     }
 }
 
+/// Reads one record again from the raw text a failure kept (and, for CSV, its header line), as
+/// [`parse`] read it from its page: replay runs it through the current mapping.
+pub fn reparse(
+    format: Format,
+    records_path: &str,
+    raw: &str,
+    context: Option<&str>,
+) -> Result<RawRecord, String> {
+    let page = match format {
+        Format::Json => {
+            let value: Value = serde_json::from_str(raw)
+                .map_err(|e| format!("the raw record is not JSON: {e}"))?;
+            return Ok(RawRecord {
+                value,
+                raw: raw.to_owned(),
+                context: None,
+            });
+        }
+        Format::Xml => {
+            let element = records_path.rsplit('.').next().unwrap_or(records_path);
+            parse_xml(raw, element, &[])?
+        }
+        Format::Csv => {
+            let header = context.ok_or("the CSV line was kept without its header")?;
+            parse_csv(&format!("{header}\n{raw}\n"))?
+        }
+    };
+    let mut records = page.records;
+    if records.len() != 1 {
+        return Err(format!(
+            "the raw text holds {} records, not one",
+            records.len()
+        ));
+    }
+    Ok(records.remove(0))
+}
+
 fn parse_json(body: &str, records_path: &str, meta_paths: &[&str]) -> Result<Page, String> {
     let doc = RawDoc::new(body)?;
     let list = doc
@@ -79,6 +117,7 @@ fn parse_json(body: &str, records_path: &str, meta_paths: &[&str]) -> Result<Pag
         records.push(RawRecord {
             value,
             raw: item.get().to_owned(),
+            context: None,
         });
     }
     let mut meta = BTreeMap::new();
@@ -164,6 +203,7 @@ fn parse_xml(body: &str, records_path: &str, meta_paths: &[&str]) -> Result<Page
                         records.push(RawRecord {
                             value: Value::Object(fields),
                             raw,
+                            context: None,
                         });
                         current = None;
                     } else if depth == record_path.len() + 1
@@ -204,6 +244,13 @@ fn parse_csv(body: &str) -> Result<Page, String> {
         .iter()
         .map(|h| h.trim().trim_start_matches('\u{feff}').to_owned())
         .collect();
+    // Every line is read against the header: failures keep it next to their raw line.
+    let header: Arc<str> = Arc::from(
+        body.lines()
+            .next()
+            .unwrap_or_default()
+            .trim_end_matches('\r'),
+    );
     let mut records = Vec::new();
     let mut row = csv::StringRecord::new();
     loop {
@@ -231,6 +278,7 @@ fn parse_csv(body: &str) -> Result<Page, String> {
         records.push(RawRecord {
             value: Value::Object(m),
             raw,
+            context: Some(header.clone()),
         });
     }
     if !body.is_empty() && !body.ends_with('\n') && !records.is_empty() {
@@ -317,5 +365,50 @@ mod tests {
         assert_eq!(p.records[0].value["企业名称"], "甲,乙公司");
         assert_eq!(p.records[0].raw, "T1,\"甲,乙公司\"");
         assert!(parse(Format::Csv, "a,b\n1,2\n3,", "", &[]).is_err());
+    }
+
+    #[test]
+    fn every_format_reads_a_kept_record_again_as_its_page_did() {
+        let cases = [
+            (
+                Format::Json,
+                r#"{"data":{"list":[{"a": 1,  "b":"x"},{"a":2}]}}"#,
+                "data.list",
+            ),
+            (
+                Format::Xml,
+                "<M><Body><Record><CF_WSH>x1</CF_WSH><CF_JG>罚款 &amp; 警告</CF_JG><BZ/></Record>\
+                 <Record><CF_WSH>x2</CF_WSH></Record></Body></M>",
+                "M.Body.Record",
+            ),
+            (
+                Format::Csv,
+                "\u{feff}任务编号,企业名称\r\nT1,\"甲,乙公司\"\r\nT2,丙\r\n",
+                "",
+            ),
+        ];
+        for (format, body, path) in cases {
+            let page = parse(format, body, path, &[]).unwrap();
+            assert_eq!(page.records.len(), 2, "{format:?}");
+            for rec in &page.records {
+                let again = reparse(format, path, &rec.raw, rec.context.as_deref()).unwrap();
+                assert_eq!(
+                    (&again.value, &again.raw),
+                    (&rec.value, &rec.raw),
+                    "{format:?}"
+                );
+            }
+        }
+        assert!(reparse(Format::Csv, "", "T1,丙", None).is_err());
+        assert!(reparse(Format::Json, "", "{\"a\":", None).is_err());
+        assert!(
+            reparse(
+                Format::Xml,
+                "M.Body.Record",
+                "<Record><a>1</a></Record><Record><a>2</a></Record>",
+                None
+            )
+            .is_err()
+        );
     }
 }

@@ -211,6 +211,7 @@ impl StreamPuller {
             natural_key: None,
             upstream_id: None,
             raw: raw.clone(),
+            raw_context: None,
             normalized: None,
             errors: vec![FieldError {
                 code: e.code().into(),

@@ -63,6 +63,8 @@ pub struct RawRecord {
     /// The record's bytes as received (after charset decoding): JSON text, the XML element, or
     /// the CSV line.
     pub raw: String,
+    /// The CSV header the line is read against (shared by a page's records).
+    pub context: Option<std::sync::Arc<str>>,
 }
 
 /// What normalising produced.
@@ -111,6 +113,7 @@ impl StreamNormalizer {
                 natural_key: key,
                 upstream_id: upstream_id.clone(),
                 raw: rec.raw.clone(),
+                raw_context: rec.context.as_deref().map(str::to_owned),
                 normalized,
                 errors,
                 lineage: lineage.clone(),

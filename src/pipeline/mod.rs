@@ -219,17 +219,35 @@ impl Runtime {
                 _ = tick.tick() => on_tick(pullers),
             }
         };
-        // Everything published is confirmed; wait for the store writers (here or elsewhere) to
-        // ingest it. A writer that makes no progress for `INGEST_STALL` fails the run loudly
-        // rather than hanging: the records are safe on the broker and the next run finds them
-        // stored.
+        let progress = self.wait_ingested(&run_id, || on_tick(pullers)).await?;
+        let report = SyncReport {
+            run_id,
+            streams,
+            published: progress.published,
+            ingested: progress.ingested,
+            failed: progress.failed,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        tracing::info!(run = %report.run_id, published = report.published, ingested = report.ingested, failed = report.failed, seconds = report.seconds, "Sync run finished.");
+        Ok(report)
+    }
+
+    /// Waits until the store writers (here or in another process) ingested everything run
+    /// `run_id` published and had confirmed. Writers that make no progress for five minutes fail
+    /// the wait loudly rather than hang it: the records are safe on the broker, and the next
+    /// run finds them stored.
+    pub async fn wait_ingested(
+        &self,
+        run_id: &str,
+        mut on_tick: impl FnMut(),
+    ) -> anyhow::Result<crate::store::RunProgress> {
         const INGEST_STALL: Duration = Duration::from_secs(300);
         let mut last = (-1i64, std::time::Instant::now());
-        let progress = loop {
-            let p = self.store.run_progress(&run_id).await?;
-            on_tick(pullers);
+        loop {
+            let p = self.store.run_progress(run_id).await?;
+            on_tick();
             if p.ingested >= p.published {
-                break p;
+                return Ok(p);
             }
             if p.ingested != last.0 {
                 last = (p.ingested, std::time::Instant::now());
@@ -241,18 +259,22 @@ impl Runtime {
                     INGEST_STALL.as_secs()
                 );
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
-        let report = SyncReport {
-            run_id,
-            streams,
-            published: progress.published,
-            ingested: progress.ingested,
-            failed: progress.failed,
-            seconds: started.elapsed().as_secs_f64(),
-        };
-        tracing::info!(run = %report.run_id, published = report.published, ingested = report.ingested, failed = report.failed, seconds = report.seconds, "Sync run finished.");
-        Ok(report)
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The current normaliser of a connector's stream and the stream's definition.
+    pub fn stream_normalizer(
+        &self,
+        connector: &str,
+        stream: &str,
+    ) -> Option<(
+        &crate::connectors::definition::StreamDef,
+        Arc<crate::normalize::StreamNormalizer>,
+    )> {
+        let c = self.connectors.iter().find(|c| c.def.name == connector)?;
+        let i = c.def.streams.iter().position(|s| s.name == stream)?;
+        Some((&c.def.streams[i], c.normalizers[i].clone()))
     }
 
     /// Connector name → its base URL (for reconciliation against simulator truth).

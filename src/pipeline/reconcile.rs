@@ -157,7 +157,7 @@ async fn failed_upstream_ids(
     let mut ids = BTreeSet::new();
     let mut filter = FailureFilter {
         connector: Some(connector.to_owned()),
-        status: Some(FailureStatus::Open),
+        status: vec![FailureStatus::Open],
         limit: 1000,
         ..Default::default()
     };

@@ -227,6 +227,7 @@ async fn dead_letter(
                     natural_key: Some(ev.subject.clone()),
                     upstream_id: None,
                     raw,
+                    raw_context: None,
                     normalized: ev.data_value(),
                     errors: vec![FieldError {
                         code: "STORE_REJECTED".into(),

@@ -24,7 +24,10 @@ use jsonschema::{ValidationError, Validator, error::ValidationErrorKind};
 use serde_json::Value;
 
 pub use codes::{CodeTable, CodeTables};
-pub use personal::{PersonalCondition, PersonalField, PersonalKind};
+pub use personal::{
+    MaskedValue, PersonalCondition, PersonalField, PersonalKind, mask_free_text, mask_record,
+    mask_text_value,
+};
 
 use crate::domain::today_cn;
 use crate::record::{FieldError, RecordType};

@@ -7,6 +7,7 @@
 //! per-stream checkpoints and per-sync-run accounting.
 
 pub mod merge;
+pub mod ops;
 pub mod postgres;
 pub mod sqlite;
 
@@ -142,6 +143,8 @@ pub struct FailureRow {
     pub natural_key: Option<String>,
     pub upstream_id: Option<String>,
     pub raw: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_context: Option<String>,
     pub normalized: Option<Value>,
     pub errors: Vec<FieldError>,
     pub lineage: Lineage,
@@ -158,7 +161,15 @@ pub struct FailureFilter {
     pub record_type: Option<RecordType>,
     pub stage: Option<Stage>,
     pub code: Option<String>,
-    pub status: Option<FailureStatus>,
+    /// Any of these statuses (empty: any status).
+    #[serde(default)]
+    pub status: Vec<FailureStatus>,
+    /// Last seen at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Last seen before this time.
+    pub until: Option<DateTime<Utc>>,
+    /// Free text: a substring of the natural key or the upstream id, or the failure id.
+    pub text: Option<String>,
     /// Return rows with `id` greater than this (keyset pagination, ordered by id).
     pub after_id: Option<String>,
     pub limit: u32,
@@ -210,6 +221,41 @@ pub trait Store: Send + Sync {
 
     async fn list_failures(&self, filter: &FailureFilter) -> Result<Vec<FailureRow>>;
     async fn get_failure(&self, id: &str) -> Result<Option<FailureRow>>;
+    /// How many failures match (`limit` and `after_id` ignored).
+    async fn count_failures(&self, filter: &FailureFilter) -> Result<i64>;
+    /// Matching failures counted by connector and error code, largest first.
+    async fn failure_counts(&self, filter: &FailureFilter) -> Result<Vec<ops::FailureCount>>;
+    /// Moves the failures among `ids` that are in one of the `from` statuses to `to`, and
+    /// appends `event` to the history of each one moved, in one transaction. Returns the ids
+    /// moved: a failure another operator moved first is left out, so two operators acting at
+    /// once each act on different failures.
+    async fn set_failure_status(
+        &self,
+        ids: &[String],
+        from: &[FailureStatus],
+        to: FailureStatus,
+        event: &ops::FailureEvent,
+    ) -> Result<Vec<String>>;
+    /// A failure's history, oldest first.
+    async fn failure_events(&self, id: &str) -> Result<Vec<ops::FailureEvent>>;
+
+    /// Appends to the audit log (which refuses updates and deletes); returns its number.
+    async fn append_audit(&self, entry: &ops::NewAudit) -> Result<i64>;
+    /// Audit entries after `after_seq`, oldest first.
+    async fn list_audit(&self, after_seq: i64, limit: u32) -> Result<Vec<ops::AuditEntry>>;
+
+    /// Stores a new token's hash under a name and role.
+    async fn create_token(
+        &self,
+        name: &str,
+        role: ops::Role,
+        token_hash: &str,
+    ) -> Result<ops::TokenRow>;
+    /// The unrevoked token with this hash.
+    async fn find_token(&self, token_hash: &str) -> Result<Option<ops::TokenRow>>;
+    async fn list_tokens(&self) -> Result<Vec<ops::TokenRow>>;
+    /// Revokes a token by id or name; `false` when there is no such unrevoked token.
+    async fn revoke_token(&self, id_or_name: &str) -> Result<bool>;
 
     async fn checkpoint(&self, connector: &str, stream: &str) -> Result<Option<String>>;
     async fn save_checkpoint(&self, connector: &str, stream: &str, cursor: &str) -> Result<()>;
@@ -233,6 +279,26 @@ pub trait Store: Send + Sync {
 
     /// `postgres` or `sqlite`.
     fn kind(&self) -> &'static str;
+}
+
+/// The embedded migrations of a backend: (version, description, SQL), in order.
+pub(crate) fn migrator(files: &[(i64, &'static str, &'static str)]) -> sqlx::migrate::Migrator {
+    use sqlx::SqlSafeStr;
+    use sqlx::migrate::{Migration, MigrationType};
+    sqlx::migrate::Migrator::with_migrations(
+        files
+            .iter()
+            .map(|(version, description, sql)| {
+                Migration::new(
+                    *version,
+                    (*description).into(),
+                    MigrationType::Simple,
+                    sqlx::AssertSqlSafe(*sql).into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
 }
 
 /// Maps a sqlx error to [`StoreError::Query`] naming what the store was doing.
@@ -307,6 +373,7 @@ pub(crate) struct FailureCols {
     pub normalized: Vec<Option<String>>,
     pub errors: Vec<String>,
     pub lineages: Vec<String>,
+    pub raw_contexts: Vec<Option<String>>,
     /// How often the id occurs in the call (a failure listed twice is two attempts).
     pub attempts: Vec<i64>,
 }
@@ -353,13 +420,14 @@ impl FailureCols {
                 .map(|(f, _)| serde_json::to_string(&f.lineage).unwrap_or_else(|_| "{}".into()))
                 .collect(),
             attempts: rows.iter().map(|(_, n)| *n).collect(),
+            raw_contexts: rows.iter().map(|(f, _)| f.raw_context.clone()).collect(),
         }
     }
 }
 
 /// A failure row as both backends select it: id, stage, connector, stream, record_type,
 /// natural_key, upstream_id, raw, normalized, errors, lineage, attempts, status, first_seen µs,
-/// last_seen µs.
+/// last_seen µs, raw_context.
 pub(crate) type FailureTuple = (
     String,
     String,
@@ -376,6 +444,7 @@ pub(crate) type FailureTuple = (
     String,
     i64,
     i64,
+    Option<String>,
 );
 
 pub(crate) fn failure_from_tuple(t: FailureTuple) -> Result<FailureRow> {
@@ -395,6 +464,7 @@ pub(crate) fn failure_from_tuple(t: FailureTuple) -> Result<FailureRow> {
         status,
         first_seen,
         last_seen,
+        raw_context,
     ) = t;
     Ok(FailureRow {
         stage: parse_name("failure stage", &stage)?,
@@ -417,6 +487,7 @@ pub(crate) fn failure_from_tuple(t: FailureTuple) -> Result<FailureRow> {
         natural_key,
         upstream_id,
         raw,
+        raw_context,
         attempts,
     })
 }
@@ -622,6 +693,7 @@ pub(crate) mod testsuite {
         failures(store).await;
         checkpoints_and_runs(store).await;
         stats(store).await;
+        operators(store).await;
     }
 
     async fn lifecycle_and_history(store: &dyn Store) {
@@ -1007,6 +1079,7 @@ pub(crate) mod testsuite {
             natural_key: Some(format!("key-{id_seed}")),
             upstream_id: Some(id_seed.into()),
             raw: format!("{{\"id\":\"{id_seed}\",\"名称\":\"x\"}}"),
+            raw_context: Some("id,名称".into()),
             normalized: Some(json!({"doc": id_seed})),
             errors: vec![FieldError {
                 code: code.into(),
@@ -1063,7 +1136,7 @@ pub(crate) mod testsuite {
         let credit = store
             .list_failures(&FailureFilter {
                 connector: Some("credit".into()),
-                status: Some(FailureStatus::Open),
+                status: vec![FailureStatus::Open],
                 ..Default::default()
             })
             .await
@@ -1098,6 +1171,171 @@ pub(crate) mod testsuite {
             .await
             .unwrap();
         assert!(none.is_empty());
+    }
+
+    /// What operators read and write: counts by code, windows and free text, guarded status
+    /// moves with history, the append-only audit log, tokens.
+    async fn operators(store: &dyn Store) {
+        let f1 = failure("op1", "credit", "USCC_CHECK_DIGIT");
+        let mut f2 = failure("op2", "credit", "USCC_CHECK_DIGIT");
+        f2.errors.push(FieldError {
+            code: "OFFICERS_MIN_2".into(),
+            path: "/officers".into(),
+            schema_path: String::new(),
+            message: "one officer".into(),
+        });
+        let f3 = failure("op3", "hotline", "SCHEMA_REQUIRED");
+        store
+            .record_failures("run-op", &[f1.clone(), f2.clone(), f3.clone()])
+            .await
+            .unwrap();
+        let mine = |connector: Option<&str>| FailureFilter {
+            connector: connector.map(str::to_owned),
+            text: Some("key-op".into()),
+            ..Default::default()
+        };
+        assert_eq!(store.count_failures(&mine(None)).await.unwrap(), 3);
+        let counts = store.failure_counts(&mine(Some("credit"))).await.unwrap();
+        assert_eq!(
+            counts,
+            vec![
+                ops::FailureCount {
+                    connector: "credit".into(),
+                    code: "USCC_CHECK_DIGIT".into(),
+                    count: 2
+                },
+                ops::FailureCount {
+                    connector: "credit".into(),
+                    code: "OFFICERS_MIN_2".into(),
+                    count: 1
+                },
+            ]
+        );
+        let later = Utc::now() + chrono::Duration::hours(1);
+        let window = |since, until| FailureFilter {
+            since,
+            until,
+            ..mine(None)
+        };
+        assert_eq!(
+            store
+                .count_failures(&window(Some(later), None))
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            store
+                .count_failures(&window(None, Some(later)))
+                .await
+                .unwrap(),
+            3
+        );
+        let exact = FailureFilter {
+            text: Some(f3.id.clone()),
+            ..Default::default()
+        };
+        assert_eq!(store.list_failures(&exact).await.unwrap()[0].id, f3.id);
+        // LIKE's wildcards in the text are literal.
+        let wild = FailureFilter {
+            text: Some("key_op%".into()),
+            ..Default::default()
+        };
+        assert_eq!(store.count_failures(&wild).await.unwrap(), 0);
+        assert_eq!(
+            store
+                .get_failure(&f1.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .raw_context
+                .as_deref(),
+            Some("id,名称")
+        );
+
+        // Two operators moving the same failures: each failure moves once.
+        let event = |actor: &str| ops::FailureEvent {
+            at: Utc::now(),
+            actor: actor.into(),
+            action: "discarded".into(),
+            detail: json!({"reason": "test"}),
+        };
+        let ids = vec![f1.id.clone(), f2.id.clone()];
+        let open = [FailureStatus::Open];
+        let (alice, bob) = (event("alice"), event("bob"));
+        let (a, b) = tokio::join!(
+            store.set_failure_status(&ids, &open, FailureStatus::Discarded, &alice),
+            store.set_failure_status(&ids, &open, FailureStatus::Discarded, &bob),
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!(a.len() + b.len(), 2, "{a:?} {b:?}");
+        let history = store.failure_events(&f1.id).await.unwrap();
+        assert_eq!(history.len(), 1);
+        assert_eq!(history[0].detail["reason"], "test");
+        assert_eq!(
+            store.get_failure(&f1.id).await.unwrap().unwrap().status,
+            FailureStatus::Discarded
+        );
+        // The same record failing again stays discarded; a changed one reopens.
+        store
+            .record_failures("run-op", std::slice::from_ref(&f1))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.get_failure(&f1.id).await.unwrap().unwrap().status,
+            FailureStatus::Discarded
+        );
+        let mut f2b = f2.clone();
+        f2b.raw.push(' ');
+        store.record_failures("run-op", &[f2b]).await.unwrap();
+        assert_eq!(
+            store.get_failure(&f2.id).await.unwrap().unwrap().status,
+            FailureStatus::Open
+        );
+
+        // The audit log numbers entries in order and refuses to be rewritten.
+        let entry = |action: &str| ops::NewAudit {
+            actor: "token:alice".into(),
+            action: action.into(),
+            target: None,
+            filter: json!({"code": "USCC_CHECK_DIGIT"}),
+            count: 2,
+            outcome: json!({"passed": 2}),
+        };
+        let s1 = store.append_audit(&entry("replay")).await.unwrap();
+        let s2 = store.append_audit(&entry("discard")).await.unwrap();
+        assert!(s2 > s1);
+        let log = store.list_audit(s1 - 1, 10).await.unwrap();
+        assert_eq!(log.len(), 2);
+        assert_eq!(log[0].entry, entry("replay"));
+        assert_eq!(store.list_audit(s1, 10).await.unwrap()[0].seq, s2);
+
+        // Tokens: found by hash while unrevoked.
+        let t = store
+            .create_token("ops-alice", ops::Role::Operator, "hash-a")
+            .await
+            .unwrap();
+        assert_eq!(
+            store.find_token("hash-a").await.unwrap().map(|r| r.role),
+            Some(ops::Role::Operator)
+        );
+        assert!(store.find_token("hash-b").await.unwrap().is_none());
+        assert!(
+            store
+                .create_token("ops-alice", ops::Role::Admin, "hash-c")
+                .await
+                .is_err(),
+            "token names are unique"
+        );
+        assert!(store.revoke_token(&t.id).await.unwrap());
+        assert!(!store.revoke_token("ops-alice").await.unwrap());
+        assert!(store.find_token("hash-a").await.unwrap().is_none());
+        let listed = store.list_tokens().await.unwrap();
+        assert!(
+            listed
+                .iter()
+                .any(|r| r.name == "ops-alice" && r.revoked_at.is_some())
+        );
     }
 
     async fn checkpoints_and_runs(store: &dyn Store) {

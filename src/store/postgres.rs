@@ -10,17 +10,19 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::{AssertSqlSafe, Postgres, SqlSafeStr, Transaction};
+use sqlx::{AssertSqlSafe, Postgres, Transaction};
 
 use super::merge::{self, LoadedBody, RecKey, RecordHead};
+use super::ops::{self, AuditTuple, TokenTuple, audit_from_tuple, bind_all, token_from_tuple};
 use super::{
     ApplyOutcome, Change, ChangeTuple, FailureCols, FailureFilter, FailureRow, FailureTuple,
     HeadTuple, Precedence, RecordTuple, RecordVersion, Result, RunProgress, Stats, Store,
     StoreError, StoredRecord, VersionTuple, change_from_tuple, failure_from_tuple, failure_limit,
     head_from_tuple, query_err, record_from_tuple, record_type_of, status_name, version_from_tuple,
 };
+use super::{FailureStatus, parse_json, time_from_micros};
 use crate::record::{Batch, Failure, RecordType};
 
 /// Key of the advisory lock every `apply` holds until it commits.
@@ -38,7 +40,8 @@ const FAILURE_COLUMNS: &str = concat!(
      lineage::text, attempts, status, ",
     micros!("first_seen"),
     ", ",
-    micros!("last_seen")
+    micros!("last_seen"),
+    ", raw_context"
 );
 
 /// The PostgreSQL-backed [`Store`]. Cloning is cheap (the pool is shared).
@@ -78,13 +81,18 @@ impl PgStore {
     }
 
     fn migrator() -> Migrator {
-        Migrator::with_migrations(vec![Migration::new(
-            1,
-            "store".into(),
-            MigrationType::Simple,
-            AssertSqlSafe(include_str!("../../migrations/postgres/0001_store.sql")).into_sql_str(),
-            false,
-        )])
+        super::migrator(&[
+            (
+                1,
+                "store",
+                include_str!("../../migrations/postgres/0001_store.sql"),
+            ),
+            (
+                2,
+                "operators",
+                include_str!("../../migrations/postgres/0002_operators.sql"),
+            ),
+        ])
     }
 
     /// The heads of the stored records among `keys`.
@@ -372,18 +380,22 @@ impl Store for PgStore {
         } else {
             sqlx::query_scalar(
                 "INSERT INTO failures (id, stage, connector, stream, record_type, natural_key, upstream_id, raw, \
-                   normalized, errors, lineage, attempts, status, first_seen, last_seen) \
+                   normalized, errors, lineage, attempts, status, first_seen, last_seen, raw_context) \
                  SELECT f.id, f.stage, f.connector, f.stream, f.record_type, f.natural_key, f.upstream_id, f.raw, \
-                   f.normalized::jsonb, f.errors::jsonb, f.lineage::jsonb, f.attempts, 'open', now(), now() \
+                   f.normalized::jsonb, f.errors::jsonb, f.lineage::jsonb, f.attempts, 'open', now(), now(), \
+                   f.raw_context \
                  FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
-                   $8::text[], $9::text[], $10::text[], $11::text[], $12::int8[]) \
+                   $8::text[], $9::text[], $10::text[], $11::text[], $12::int8[], $13::text[]) \
                    AS f(id, stage, connector, stream, record_type, natural_key, upstream_id, raw, normalized, \
-                        errors, lineage, attempts) \
+                        errors, lineage, attempts, raw_context) \
                  ON CONFLICT (id) DO UPDATE SET stage = excluded.stage, connector = excluded.connector, \
                    stream = excluded.stream, record_type = excluded.record_type, \
                    natural_key = excluded.natural_key, upstream_id = excluded.upstream_id, raw = excluded.raw, \
+                   raw_context = excluded.raw_context, \
                    normalized = excluded.normalized, errors = excluded.errors, lineage = excluded.lineage, \
-                   attempts = failures.attempts + excluded.attempts, status = 'open', \
+                   attempts = failures.attempts + excluded.attempts, \
+                   status = CASE WHEN failures.status = 'discarded' AND failures.raw = excluded.raw \
+                                 THEN 'discarded' ELSE 'open' END, \
                    last_seen = excluded.last_seen \
                  RETURNING (xmax = 0)",
             )
@@ -399,6 +411,7 @@ impl Store for PgStore {
             .bind(&c.errors)
             .bind(&c.lineages)
             .bind(&c.attempts)
+            .bind(&c.raw_contexts)
             .fetch_all(&mut *tx)
             .await
             .map_err(query_err("recording failures"))?
@@ -497,49 +510,217 @@ impl Store for PgStore {
     }
 
     async fn list_failures(&self, filter: &FailureFilter) -> Result<Vec<FailureRow>> {
-        let mut sql = format!("SELECT {FAILURE_COLUMNS} FROM failures WHERE true");
-        let mut binds: Vec<String> = Vec::new();
-        let mut add = |sql: &mut String, cond: &str, value: String| {
-            binds.push(value);
-            sql.push_str(&cond.replace('?', &format!("${}", binds.len())));
-        };
-        if let Some(v) = &filter.connector {
-            add(&mut sql, " AND connector = ?", v.clone());
-        }
-        if let Some(v) = &filter.stream {
-            add(&mut sql, " AND stream = ?", v.clone());
-        }
-        if let Some(v) = filter.record_type {
-            add(&mut sql, " AND record_type = ?", v.as_str().to_owned());
-        }
-        if let Some(v) = filter.stage {
-            add(&mut sql, " AND stage = ?", v.as_str().to_owned());
-        }
-        if let Some(v) = &filter.code {
-            add(
-                &mut sql,
-                " AND errors @> jsonb_build_array(jsonb_build_object('code', ?::text))",
-                v.clone(),
-            );
-        }
-        if let Some(v) = filter.status {
-            add(&mut sql, " AND status = ?", status_name(v).to_owned());
-        }
-        if let Some(v) = &filter.after_id {
-            add(&mut sql, " AND id > ?", v.clone());
-        }
-        sql.push_str(&format!(" ORDER BY id LIMIT ${}", binds.len() + 1));
+        let (cond, binds) = ops::failure_conditions(filter, ops::Dialect::Postgres);
+        let sql = format!(
+            "SELECT {FAILURE_COLUMNS} FROM failures AS f WHERE true{cond} ORDER BY f.id LIMIT ${}",
+            binds.len() + 1
+        );
         // Only placeholders and fixed fragments are spliced in; every value is bound.
-        let mut q = sqlx::query_as::<_, FailureTuple>(AssertSqlSafe(sql));
-        for b in binds {
-            q = q.bind(b);
-        }
-        let rows = q
+        let rows = bind_all(sqlx::query_as::<_, FailureTuple>(AssertSqlSafe(sql)), binds)
             .bind(failure_limit(filter.limit))
             .fetch_all(&self.pool)
             .await
             .map_err(query_err("listing failures"))?;
         rows.into_iter().map(failure_from_tuple).collect()
+    }
+
+    async fn count_failures(&self, filter: &FailureFilter) -> Result<i64> {
+        let unpaged = FailureFilter {
+            after_id: None,
+            ..filter.clone()
+        };
+        let (cond, binds) = ops::failure_conditions(&unpaged, ops::Dialect::Postgres);
+        let sql = format!("SELECT count(*) FROM failures AS f WHERE true{cond}");
+        let (n,): (i64,) = bind_all(sqlx::query_as(AssertSqlSafe(sql)), binds)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(query_err("counting failures"))?;
+        Ok(n)
+    }
+
+    async fn failure_counts(&self, filter: &FailureFilter) -> Result<Vec<ops::FailureCount>> {
+        let unpaged = FailureFilter {
+            after_id: None,
+            ..filter.clone()
+        };
+        let (cond, binds) = ops::failure_conditions(&unpaged, ops::Dialect::Postgres);
+        let sql = format!(
+            "SELECT f.connector, e.value->>'code' AS code, count(DISTINCT f.id) AS n \
+             FROM failures AS f CROSS JOIN jsonb_array_elements(f.errors) AS e(value) WHERE true{cond} \
+             GROUP BY f.connector, code ORDER BY n DESC, f.connector, code"
+        );
+        let rows: Vec<(String, String, i64)> = bind_all(sqlx::query_as(AssertSqlSafe(sql)), binds)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_err("counting failures by error code"))?;
+        Ok(rows
+            .into_iter()
+            .map(|(connector, code, count)| ops::FailureCount {
+                connector,
+                code,
+                count,
+            })
+            .collect())
+    }
+
+    async fn set_failure_status(
+        &self,
+        ids: &[String],
+        from: &[FailureStatus],
+        to: FailureStatus,
+        event: &ops::FailureEvent,
+    ) -> Result<Vec<String>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(query_err("starting a failure status change"))?;
+        let from: Vec<&str> = from.iter().map(|s| status_name(*s)).collect();
+        let moved: Vec<String> = sqlx::query_scalar(
+            "UPDATE failures SET status = $3 WHERE id = ANY($1) AND status = ANY($2) RETURNING id",
+        )
+        .bind(ids)
+        .bind(&from)
+        .bind(status_name(to))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(query_err("changing failure statuses"))?;
+        sqlx::query(
+            "INSERT INTO failure_events (failure_id, at, actor, action, detail) \
+             SELECT id, to_timestamp($2::bigint / 1000000.0), $3, $4, $5::text::jsonb FROM UNNEST($1::text[]) AS id",
+        )
+        .bind(&moved)
+        .bind(event.at.timestamp_micros())
+        .bind(&event.actor)
+        .bind(&event.action)
+        .bind(event.detail.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(query_err("appending failure history"))?;
+        tx.commit()
+            .await
+            .map_err(query_err("committing a failure status change"))?;
+        Ok(moved)
+    }
+
+    async fn failure_events(&self, id: &str) -> Result<Vec<ops::FailureEvent>> {
+        let rows: Vec<(i64, String, String, String)> = sqlx::query_as(concat!(
+            "SELECT ",
+            micros!("at"),
+            ", actor, action, detail::text FROM failure_events WHERE failure_id = $1 ORDER BY seq"
+        ))
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("reading failure history"))?;
+        rows.into_iter()
+            .map(|(at, actor, action, detail)| {
+                Ok(ops::FailureEvent {
+                    at: time_from_micros("failure event time", at)?,
+                    actor,
+                    action,
+                    detail: parse_json("failure event detail", &detail)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn append_audit(&self, entry: &ops::NewAudit) -> Result<i64> {
+        sqlx::query_scalar(
+            "INSERT INTO audit_log (at, actor, action, target, filter, count, outcome) \
+             VALUES (now(), $1, $2, $3, $4::text::jsonb, $5, $6::text::jsonb) RETURNING seq",
+        )
+        .bind(&entry.actor)
+        .bind(&entry.action)
+        .bind(&entry.target)
+        .bind(entry.filter.to_string())
+        .bind(entry.count)
+        .bind(entry.outcome.to_string())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(query_err("appending to the audit log"))
+    }
+
+    async fn list_audit(&self, after_seq: i64, limit: u32) -> Result<Vec<ops::AuditEntry>> {
+        let rows: Vec<AuditTuple> = sqlx::query_as(concat!(
+            "SELECT seq, ",
+            micros!("at"),
+            ", actor, action, target, filter::text, count, outcome::text FROM audit_log \
+             WHERE seq > $1 ORDER BY seq LIMIT $2"
+        ))
+        .bind(after_seq)
+        .bind(failure_limit(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("reading the audit log"))?;
+        rows.into_iter().map(audit_from_tuple).collect()
+    }
+
+    async fn create_token(
+        &self,
+        name: &str,
+        role: ops::Role,
+        token_hash: &str,
+    ) -> Result<ops::TokenRow> {
+        let id = uuid::Uuid::now_v7().to_string();
+        let row: TokenTuple = sqlx::query_as(concat!(
+            "INSERT INTO api_tokens (id, name, role, token_hash, created_at) \
+             VALUES ($1, $2, $3, $4, now()) RETURNING id, name, role, ",
+            micros!("created_at"),
+            ", ",
+            micros!("revoked_at")
+        ))
+        .bind(&id)
+        .bind(name)
+        .bind(role.as_str())
+        .bind(token_hash)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(query_err("creating a token"))?;
+        token_from_tuple(row)
+    }
+
+    async fn find_token(&self, token_hash: &str) -> Result<Option<ops::TokenRow>> {
+        let row: Option<TokenTuple> = sqlx::query_as(concat!(
+            "SELECT id, name, role, ",
+            micros!("created_at"),
+            ", ",
+            micros!("revoked_at"),
+            " FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL"
+        ))
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_err("looking up a token"))?;
+        row.map(token_from_tuple).transpose()
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<ops::TokenRow>> {
+        let rows: Vec<TokenTuple> = sqlx::query_as(concat!(
+            "SELECT id, name, role, ",
+            micros!("created_at"),
+            ", ",
+            micros!("revoked_at"),
+            " FROM api_tokens ORDER BY created_at, id"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("listing tokens"))?;
+        rows.into_iter().map(token_from_tuple).collect()
+    }
+
+    async fn revoke_token(&self, id_or_name: &str) -> Result<bool> {
+        let n = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = now() WHERE (id = $1 OR name = $1) AND revoked_at IS NULL",
+        )
+        .bind(id_or_name)
+        .execute(&self.pool)
+        .await
+        .map_err(query_err("revoking a token"))?;
+        Ok(n.rows_affected() > 0)
     }
 
     async fn get_failure(&self, id: &str) -> Result<Option<FailureRow>> {

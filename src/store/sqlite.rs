@@ -16,26 +16,28 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::Utc;
 use serde_json::Value;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, SqlSafeStr, Sqlite, Transaction};
+use sqlx::{AssertSqlSafe, Sqlite, Transaction};
 
 use super::merge::{self, LoadedBody, RecKey, RecordHead};
+use super::ops::{self, AuditTuple, TokenTuple, audit_from_tuple, bind_all, token_from_tuple};
 use super::{
     ApplyOutcome, Change, ChangeTuple, FailureCols, FailureFilter, FailureRow, FailureTuple,
     HeadTuple, Precedence, RecordTuple, RecordVersion, Result, RunProgress, Stats, Store,
     StoreError, StoredRecord, VersionTuple, change_from_tuple, failure_from_tuple, failure_limit,
     head_from_tuple, query_err, record_from_tuple, record_type_of, status_name, version_from_tuple,
 };
+use super::{FailureStatus, parse_json, time_from_micros};
 use crate::record::{Batch, Failure, RecordType};
 
 /// Reader connections next to the single writer.
 const READERS: u32 = 4;
 
 const FAILURE_COLUMNS: &str = "id, stage, connector, stream, record_type, natural_key, upstream_id, raw, normalized, \
-     errors, lineage, attempts, status, first_seen, last_seen";
+     errors, lineage, attempts, status, first_seen, last_seen, raw_context";
 
 /// The SQLite-backed [`Store`]. Cloning is cheap (the pools are shared).
 #[derive(Clone, Debug)]
@@ -160,24 +162,21 @@ impl SqliteStore {
     }
 
     fn migrator() -> Migrator {
-        Migrator::with_migrations(vec![
-            Migration::new(
+        super::migrator(&[
+            (
                 1,
-                "store".into(),
-                MigrationType::Simple,
-                AssertSqlSafe(include_str!("../../migrations/sqlite/0001_store.sql"))
-                    .into_sql_str(),
-                false,
+                "store",
+                include_str!("../../migrations/sqlite/0001_store.sql"),
             ),
-            Migration::new(
+            (
                 2,
-                "history chain".into(),
-                MigrationType::Simple,
-                AssertSqlSafe(include_str!(
-                    "../../migrations/sqlite/0002_history_chain.sql"
-                ))
-                .into_sql_str(),
-                false,
+                "history chain",
+                include_str!("../../migrations/sqlite/0002_history_chain.sql"),
+            ),
+            (
+                3,
+                "operators",
+                include_str!("../../migrations/sqlite/0003_operators.sql"),
             ),
         ])
     }
@@ -534,20 +533,24 @@ impl Store for SqliteStore {
                         c.errors[i],
                         c.lineages[i],
                         c.attempts[i],
+                        c.raw_contexts[i],
                     ])
                 })
                 .collect();
             sqlx::query(
                 "INSERT INTO failures (id, stage, connector, stream, record_type, natural_key, upstream_id, raw, \
-                   normalized, errors, lineage, attempts, status, first_seen, last_seen) \
+                   normalized, errors, lineage, attempts, status, first_seen, last_seen, raw_context) \
                  SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, \
-                   value->>8, value->>9, value->>10, value->>11, 'open', ?2, ?2 \
+                   value->>8, value->>9, value->>10, value->>11, 'open', ?2, ?2, value->>12 \
                  FROM json_each(?1) WHERE true \
                  ON CONFLICT (id) DO UPDATE SET stage = excluded.stage, connector = excluded.connector, \
                    stream = excluded.stream, record_type = excluded.record_type, \
                    natural_key = excluded.natural_key, upstream_id = excluded.upstream_id, raw = excluded.raw, \
+                   raw_context = excluded.raw_context, \
                    normalized = excluded.normalized, errors = excluded.errors, lineage = excluded.lineage, \
-                   attempts = failures.attempts + excluded.attempts, status = 'open', \
+                   attempts = failures.attempts + excluded.attempts, \
+                   status = CASE WHEN failures.status = 'discarded' AND failures.raw = excluded.raw \
+                                 THEN 'discarded' ELSE 'open' END, \
                    last_seen = excluded.last_seen",
             )
             .bind(to_json(&rows))
@@ -652,49 +655,209 @@ impl Store for SqliteStore {
     }
 
     async fn list_failures(&self, filter: &FailureFilter) -> Result<Vec<FailureRow>> {
-        let mut sql = format!("SELECT {FAILURE_COLUMNS} FROM failures WHERE 1");
-        let mut binds: Vec<String> = Vec::new();
-        let mut add = |sql: &mut String, cond: &str, value: String| {
-            binds.push(value);
-            sql.push_str(&cond.replace('?', &format!("?{}", binds.len())));
-        };
-        if let Some(v) = &filter.connector {
-            add(&mut sql, " AND connector = ?", v.clone());
-        }
-        if let Some(v) = &filter.stream {
-            add(&mut sql, " AND stream = ?", v.clone());
-        }
-        if let Some(v) = filter.record_type {
-            add(&mut sql, " AND record_type = ?", v.as_str().to_owned());
-        }
-        if let Some(v) = filter.stage {
-            add(&mut sql, " AND stage = ?", v.as_str().to_owned());
-        }
-        if let Some(v) = &filter.code {
-            add(
-                &mut sql,
-                " AND EXISTS (SELECT 1 FROM json_each(failures.errors) AS e WHERE e.value->>'code' = ?)",
-                v.clone(),
-            );
-        }
-        if let Some(v) = filter.status {
-            add(&mut sql, " AND status = ?", status_name(v).to_owned());
-        }
-        if let Some(v) = &filter.after_id {
-            add(&mut sql, " AND id > ?", v.clone());
-        }
-        sql.push_str(&format!(" ORDER BY id LIMIT ?{}", binds.len() + 1));
+        let (cond, binds) = ops::failure_conditions(filter, ops::Dialect::Sqlite);
+        let sql = format!(
+            "SELECT {FAILURE_COLUMNS} FROM failures AS f WHERE true{cond} ORDER BY f.id LIMIT ?{}",
+            binds.len() + 1
+        );
         // Only placeholders and fixed fragments are spliced in; every value is bound.
-        let mut q = sqlx::query_as::<_, FailureTuple>(AssertSqlSafe(sql));
-        for b in binds {
-            q = q.bind(b);
-        }
+        let q = bind_all(sqlx::query_as::<_, FailureTuple>(AssertSqlSafe(sql)), binds);
         let rows = q
             .bind(failure_limit(filter.limit))
             .fetch_all(&self.readers)
             .await
             .map_err(query_err("listing failures"))?;
         rows.into_iter().map(failure_from_tuple).collect()
+    }
+
+    async fn count_failures(&self, filter: &FailureFilter) -> Result<i64> {
+        let unpaged = FailureFilter {
+            after_id: None,
+            ..filter.clone()
+        };
+        let (cond, binds) = ops::failure_conditions(&unpaged, ops::Dialect::Sqlite);
+        let sql = format!("SELECT count(*) FROM failures AS f WHERE true{cond}");
+        let (n,): (i64,) = bind_all(sqlx::query_as(AssertSqlSafe(sql)), binds)
+            .fetch_one(&self.readers)
+            .await
+            .map_err(query_err("counting failures"))?;
+        Ok(n)
+    }
+
+    async fn failure_counts(&self, filter: &FailureFilter) -> Result<Vec<ops::FailureCount>> {
+        let unpaged = FailureFilter {
+            after_id: None,
+            ..filter.clone()
+        };
+        let (cond, binds) = ops::failure_conditions(&unpaged, ops::Dialect::Sqlite);
+        let sql = format!(
+            "SELECT f.connector, e.value->>'code' AS code, count(DISTINCT f.id) AS n \
+             FROM failures AS f CROSS JOIN json_each(f.errors) AS e WHERE true{cond} \
+             GROUP BY f.connector, code ORDER BY n DESC, f.connector, code"
+        );
+        let rows: Vec<(String, String, i64)> = bind_all(sqlx::query_as(AssertSqlSafe(sql)), binds)
+            .fetch_all(&self.readers)
+            .await
+            .map_err(query_err("counting failures by error code"))?;
+        Ok(rows
+            .into_iter()
+            .map(|(connector, code, count)| ops::FailureCount {
+                connector,
+                code,
+                count,
+            })
+            .collect())
+    }
+
+    async fn set_failure_status(
+        &self,
+        ids: &[String],
+        from: &[FailureStatus],
+        to: FailureStatus,
+        event: &ops::FailureEvent,
+    ) -> Result<Vec<String>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(query_err("starting a failure status change"))?;
+        let moved: Vec<String> = sqlx::query_scalar(
+            "UPDATE failures SET status = ?3 \
+             WHERE id IN (SELECT value FROM json_each(?1)) \
+               AND status IN (SELECT value FROM json_each(?2)) \
+             RETURNING id",
+        )
+        .bind(to_json(&ids))
+        .bind(ops::status_names_json(from))
+        .bind(status_name(to))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(query_err("changing failure statuses"))?;
+        sqlx::query(
+            "INSERT INTO failure_events (failure_id, at, actor, action, detail) \
+             SELECT value, ?2, ?3, ?4, ?5 FROM json_each(?1)",
+        )
+        .bind(to_json(&moved))
+        .bind(event.at.timestamp_micros())
+        .bind(&event.actor)
+        .bind(&event.action)
+        .bind(event.detail.to_string())
+        .execute(&mut *tx)
+        .await
+        .map_err(query_err("appending failure history"))?;
+        tx.commit()
+            .await
+            .map_err(query_err("committing a failure status change"))?;
+        Ok(moved)
+    }
+
+    async fn failure_events(&self, id: &str) -> Result<Vec<ops::FailureEvent>> {
+        let rows: Vec<(i64, String, String, String)> = sqlx::query_as(
+            "SELECT at, actor, action, detail FROM failure_events WHERE failure_id = ?1 ORDER BY seq",
+        )
+        .bind(id)
+        .fetch_all(&self.readers)
+        .await
+        .map_err(query_err("reading failure history"))?;
+        rows.into_iter()
+            .map(|(at, actor, action, detail)| {
+                Ok(ops::FailureEvent {
+                    at: time_from_micros("failure event time", at)?,
+                    actor,
+                    action,
+                    detail: parse_json("failure event detail", &detail)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn append_audit(&self, entry: &ops::NewAudit) -> Result<i64> {
+        sqlx::query_scalar(
+            "INSERT INTO audit_log (at, actor, action, target, filter, count, outcome) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING seq",
+        )
+        .bind(now_micros())
+        .bind(&entry.actor)
+        .bind(&entry.action)
+        .bind(&entry.target)
+        .bind(entry.filter.to_string())
+        .bind(entry.count)
+        .bind(entry.outcome.to_string())
+        .fetch_one(&self.writer)
+        .await
+        .map_err(query_err("appending to the audit log"))
+    }
+
+    async fn list_audit(&self, after_seq: i64, limit: u32) -> Result<Vec<ops::AuditEntry>> {
+        let rows: Vec<AuditTuple> = sqlx::query_as(
+            "SELECT seq, at, actor, action, target, filter, count, outcome FROM audit_log \
+             WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        )
+        .bind(after_seq)
+        .bind(failure_limit(limit))
+        .fetch_all(&self.readers)
+        .await
+        .map_err(query_err("reading the audit log"))?;
+        rows.into_iter().map(audit_from_tuple).collect()
+    }
+
+    async fn create_token(
+        &self,
+        name: &str,
+        role: ops::Role,
+        token_hash: &str,
+    ) -> Result<ops::TokenRow> {
+        let id = uuid::Uuid::now_v7().to_string();
+        let now = now_micros();
+        sqlx::query(
+            "INSERT INTO api_tokens (id, name, role, token_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .bind(&id)
+        .bind(name)
+        .bind(role.as_str())
+        .bind(token_hash)
+        .bind(now)
+        .execute(&self.writer)
+        .await
+        .map_err(query_err("creating a token"))?;
+        token_from_tuple((id, name.to_owned(), role.as_str().to_owned(), now, None))
+    }
+
+    async fn find_token(&self, token_hash: &str) -> Result<Option<ops::TokenRow>> {
+        let row: Option<TokenTuple> = sqlx::query_as(
+            "SELECT id, name, role, created_at, revoked_at FROM api_tokens \
+             WHERE token_hash = ?1 AND revoked_at IS NULL",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.readers)
+        .await
+        .map_err(query_err("looking up a token"))?;
+        row.map(token_from_tuple).transpose()
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<ops::TokenRow>> {
+        let rows: Vec<TokenTuple> = sqlx::query_as(
+            "SELECT id, name, role, created_at, revoked_at FROM api_tokens ORDER BY created_at, id",
+        )
+        .fetch_all(&self.readers)
+        .await
+        .map_err(query_err("listing tokens"))?;
+        rows.into_iter().map(token_from_tuple).collect()
+    }
+
+    async fn revoke_token(&self, id_or_name: &str) -> Result<bool> {
+        let n = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = ?2 WHERE (id = ?1 OR name = ?1) AND revoked_at IS NULL",
+        )
+        .bind(id_or_name)
+        .bind(now_micros())
+        .execute(&self.writer)
+        .await
+        .map_err(query_err("revoking a token"))?;
+        Ok(n.rows_affected() > 0)
     }
 
     async fn get_failure(&self, id: &str) -> Result<Option<FailureRow>> {
@@ -893,6 +1056,70 @@ mod tests {
         .await;
         store.close().await;
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_audit_log_and_failure_history_refuse_rewrites() {
+        let (store, dir) = temp_store(Precedence::default()).await;
+        store
+            .append_audit(&ops::NewAudit {
+                actor: "cli:root".into(),
+                action: "replay".into(),
+                target: None,
+                filter: serde_json::json!({}),
+                count: 1,
+                outcome: serde_json::json!({}),
+            })
+            .await
+            .unwrap();
+        let f = crate::record::Failure {
+            id: "f1".into(),
+            stage: crate::record::Stage::Normalize,
+            connector: "credit".into(),
+            stream: "penalties".into(),
+            record_type: None,
+            natural_key: None,
+            upstream_id: None,
+            raw: "{}".into(),
+            raw_context: None,
+            normalized: None,
+            errors: Vec::new(),
+            lineage: crate::record::Lineage {
+                connector: "credit".into(),
+                stream: "penalties".into(),
+                sync_run: "r".into(),
+                page: "1".into(),
+                index: 0,
+            },
+        };
+        store.record_failures("r", &[f]).await.unwrap();
+        let moved = store
+            .set_failure_status(
+                &["f1".into()],
+                &[FailureStatus::Open],
+                FailureStatus::Discarded,
+                &ops::FailureEvent {
+                    at: Utc::now(),
+                    actor: "cli:root".into(),
+                    action: "discarded".into(),
+                    detail: serde_json::json!({"reason": "test"}),
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(moved, ["f1"]);
+        for sql in [
+            "UPDATE failure_events SET actor = 'someone else'",
+            "UPDATE audit_log SET actor = 'someone else'",
+            "DELETE FROM audit_log",
+            "DELETE FROM failure_events",
+        ] {
+            let e = sqlx::query(sql).execute(&store.writer).await.unwrap_err();
+            assert!(e.to_string().contains("append-only"), "{sql}: {e}");
+        }
+        assert_eq!(store.list_audit(0, 10).await.unwrap().len(), 1);
+        store.close().await;
+        std::fs::remove_dir_all(dir).ok();
     }
 
     #[tokio::test]

@@ -3,6 +3,28 @@
 
 use crate::helpers::*;
 use xiezhi::api::{self, ApiState};
+use xiezhi::ops::tokens;
+use xiezhi::store::ops::Role;
+
+/// Whether text holds something shaped like a full resident ID number: 17 digits and a digit
+/// or X, standing alone, with a birth date (1900–2099) at positions 7–14.
+fn has_id_number(text: &str) -> bool {
+    let b = text.as_bytes();
+    let num = |s: &[u8]| {
+        std::str::from_utf8(s)
+            .ok()
+            .and_then(|s| s.parse::<u32>().ok())
+    };
+    (0..b.len().saturating_sub(17)).any(|i| {
+        (i == 0 || !b[i - 1].is_ascii_alphanumeric())
+            && b[i..i + 17].iter().all(u8::is_ascii_digit)
+            && (b[i + 17].is_ascii_digit() || b[i + 17] == b'X')
+            && b.get(i + 18).is_none_or(|c| !c.is_ascii_alphanumeric())
+            && matches!(num(&b[i + 6..i + 10]), Some(1900..=2099))
+            && matches!(num(&b[i + 10..i + 12]), Some(1..=12))
+            && matches!(num(&b[i + 12..i + 14]), Some(1..=31))
+    })
+}
 
 struct App {
     base: String,
@@ -15,10 +37,7 @@ async fn spawn_app(running: &Running) -> App {
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let cancel = tokio_util::sync::CancellationToken::new();
-    let state = ApiState {
-        store: running.rt.store.clone(),
-        bus: running.rt.bus.clone(),
-    };
+    let state = ApiState::new(running.rt.clone());
     tokio::spawn(api::serve(state, listener, cancel.clone()));
     App {
         base: format!("http://{addr}"),
@@ -111,67 +130,248 @@ async fn records_stats_and_failures_are_served() {
         .expect("404");
     assert_eq!(bad_type.status(), 404);
 
-    let failures: serde_json::Value = http
-        .get(format!(
-            "{}/v1/failures?connector=credit-platform&limit=5",
-            app.base
-        ))
-        .send()
+    let store = running.rt.store.as_ref();
+    let (viewer, _) = tokens::create(store, "it-viewer", Role::Viewer)
         .await
-        .expect("failures")
-        .json()
+        .expect("viewer token");
+    let (operator, _) = tokens::create(store, "it-operator", Role::Operator)
         .await
-        .expect("json");
+        .expect("operator token");
+    let get = |path: &str, token: &str| {
+        let req = http.get(format!("{}{path}", app.base));
+        if token.is_empty() {
+            req
+        } else {
+            req.bearer_auth(token)
+        }
+    };
+
+    let failures: serde_json::Value =
+        get("/v1/failures?connector=credit-platform&limit=5", &operator)
+            .send()
+            .await
+            .expect("failures")
+            .json()
+            .await
+            .expect("json");
     let rows = failures["failures"].as_array().expect("array");
     assert!(!rows.is_empty() && rows.len() <= 5);
     assert!(rows.iter().all(|f| f["connector"] == "credit-platform"
         && !f["raw"].as_str().unwrap_or_default().is_empty()));
     let one = &rows[0];
-    let detail: serde_json::Value = http
-        .get(format!(
-            "{}/v1/failures/{}",
-            app.base,
-            one["id"].as_str().unwrap_or_default()
-        ))
+    let id = one["id"].as_str().unwrap_or_default().to_owned();
+    let detail: serde_json::Value = get(&format!("/v1/failures/{id}"), &operator)
         .send()
         .await
         .expect("detail")
         .json()
         .await
         .expect("json");
-    assert_eq!(detail["raw"], one["raw"]);
+    assert_eq!(detail["failure"]["raw"], one["raw"]);
     assert!(
-        detail["errors"][0]["code"]
+        detail["failure"]["errors"][0]["code"]
             .as_str()
             .is_some_and(|c| !c.is_empty())
     );
-
-    let bad = http
-        .get(format!("{}/v1/failures?type=fine", app.base))
+    let stats: serde_json::Value = get("/v1/failures/stats?status=open", &viewer)
         .send()
         .await
-        .expect("400");
-    assert_eq!(bad.status(), 400);
-    let body: serde_json::Value = bad.json().await.expect("json");
+        .expect("stats")
+        .json()
+        .await
+        .expect("json");
+    let by_code = stats["by_code"].as_array().expect("by_code");
     assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("`type`"),
-        "{body}"
+        by_code
+            .iter()
+            .any(|c| c["connector"] == "credit-platform" && c["count"].as_i64() > Some(0)),
+        "{stats}"
     );
-    let bad = http
-        .get(format!("{}/v1/failures?limit=0", app.base))
+    assert!(stats["total"].as_i64() > Some(0));
+
+    // Viewers never see a full resident ID number or phone number, wherever it stood.
+    let all_viewed = get("/v1/failures?limit=1000", &viewer)
         .send()
         .await
-        .expect("400");
-    assert_eq!(bad.status(), 400);
-    let bad = http
-        .get(format!("{}/v1/failures?colour=red", app.base))
+        .expect("viewer list")
+        .text()
+        .await
+        .expect("text");
+    let all_operator = get("/v1/failures?limit=1000", &operator)
         .send()
         .await
-        .expect("400");
-    assert_eq!(bad.status(), 400);
+        .expect("operator list")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        has_id_number(&all_operator),
+        "the test data should hold ID numbers for operators to see"
+    );
+    assert!(!has_id_number(&all_viewed), "a viewer saw a full ID number");
+
+    // 401 without or with a bad token, 403 below the role, on every operator route.
+    let routes: [(&str, &str, Option<serde_json::Value>, Role); 6] = [
+        ("GET", "/v1/failures", None, Role::Viewer),
+        ("GET", "/v1/failures/stats", None, Role::Viewer),
+        ("GET", "/v1/audit", None, Role::Operator),
+        (
+            "POST",
+            "/v1/failures/replay",
+            Some(serde_json::json!({"ids": ["x"], "dry_run": true})),
+            Role::Operator,
+        ),
+        ("GET", "/v1/failures/x", None, Role::Viewer),
+        (
+            "POST",
+            "/v1/failures/x/discard",
+            Some(serde_json::json!({"reason": "test"})),
+            Role::Operator,
+        ),
+    ];
+    for (method, path, body, needed) in &routes {
+        for (token, expected) in [("", 401), ("xz_not-a-token", 401)] {
+            let mut req = match *method {
+                "GET" => http.get(format!("{}{path}", app.base)),
+                _ => http.post(format!("{}{path}", app.base)),
+            };
+            if !token.is_empty() {
+                req = req.bearer_auth(token);
+            }
+            if let Some(b) = body {
+                req = req.json(b);
+            }
+            let r = req.send().await.expect("request");
+            assert_eq!(r.status(), expected, "{method} {path} with `{token}`");
+            let e: serde_json::Value = r.json().await.expect("json error");
+            assert_eq!(e["error"]["code"], "unauthorized");
+        }
+        if *needed == Role::Operator {
+            let mut req = match *method {
+                "GET" => http.get(format!("{}{path}", app.base)),
+                _ => http.post(format!("{}{path}", app.base)),
+            };
+            req = req.bearer_auth(&viewer);
+            if let Some(b) = body {
+                req = req.json(b);
+            }
+            assert_eq!(
+                req.send().await.expect("request").status(),
+                403,
+                "{method} {path} as a viewer"
+            );
+        }
+    }
+
+    // Bad filters name the parameter; unknown ids are 404; bad bodies are 400 or 413.
+    for (query, param) in [
+        ("type=fine", "`type`"),
+        ("limit=0", "`limit`"),
+        ("status=closed", "`status`"),
+        ("since=yesterday", "`since`"),
+        ("colour=red", "colour"),
+    ] {
+        let bad = get(&format!("/v1/failures?{query}"), &viewer)
+            .send()
+            .await
+            .expect("400");
+        assert_eq!(bad.status(), 400, "{query}");
+        let body: serde_json::Value = bad.json().await.expect("json");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(param),
+            "{query}: {body}"
+        );
+    }
+    let missing = get("/v1/failures/0000", &viewer).send().await.expect("404");
+    assert_eq!(missing.status(), 404);
+    let post = |path: &str| {
+        http.post(format!("{}{path}", app.base))
+            .bearer_auth(&operator)
+    };
+    let r = post("/v1/failures/0000/discard")
+        .json(&serde_json::json!({"reason": "duplicate"}))
+        .send()
+        .await
+        .expect("discard");
+    assert_eq!(r.status(), 404);
+    let r = post(&format!("/v1/failures/{id}/discard"))
+        .json(&serde_json::json!({"reason": "  "}))
+        .send()
+        .await
+        .expect("discard");
+    assert_eq!(r.status(), 400, "a discard needs a reason");
+    let r = post("/v1/failures/replay")
+        .header("content-type", "application/json")
+        .body("{\"ids\": [")
+        .send()
+        .await
+        .expect("malformed");
+    assert_eq!(r.status(), 400);
+    let r = post("/v1/failures/replay")
+        .json(&serde_json::json!({"ids": ["a"], "filter": {"connector": "x"}}))
+        .send()
+        .await
+        .expect("both");
+    assert_eq!(r.status(), 400);
+    let r = post("/v1/failures/replay")
+        .header("content-type", "application/json")
+        .body(format!(
+            "{{\"ids\": [\"{}\"]}}",
+            "x".repeat(xiezhi::api::MAX_BODY_BYTES)
+        ))
+        .send()
+        .await
+        .expect("oversized");
+    assert_eq!(r.status(), 413);
+
+    // Discard with a reason, once; the second time it is a conflict; both are audited.
+    let r = post(&format!("/v1/failures/{id}/discard"))
+        .json(&serde_json::json!({"reason": "upstream withdrew the record"}))
+        .send()
+        .await
+        .expect("discard");
+    assert_eq!(r.status(), 200);
+    let r = post(&format!("/v1/failures/{id}/discard"))
+        .json(&serde_json::json!({"reason": "again"}))
+        .send()
+        .await
+        .expect("discard again");
+    assert_eq!(r.status(), 409);
+    let audit: serde_json::Value = get("/v1/audit", &operator)
+        .send()
+        .await
+        .expect("audit")
+        .json()
+        .await
+        .expect("json");
+    let entries = audit["entries"].as_array().expect("entries");
+    let discards: Vec<&str> = entries
+        .iter()
+        .filter(|e| e["action"] == "discard" && e["actor"] == "token:it-operator")
+        .filter_map(|e| e["outcome"]["result"].as_str())
+        .collect();
+    assert_eq!(discards, ["not_found", "discarded", "not_open"], "{audit}");
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["action"] == "failures.show" && e["target"] == id.as_str()),
+        "reading a failure's detail unmasked is audited: {audit}"
+    );
+    let history: serde_json::Value = get(&format!("/v1/failures/{id}"), &viewer)
+        .send()
+        .await
+        .expect("detail")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(history["failure"]["status"], "discarded");
+    assert_eq!(
+        history["history"][0]["detail"]["reason"],
+        "upstream withdrew the record"
+    );
 
     app.cancel.cancel();
     running.stop().await;

@@ -5,5 +5,6 @@ mod helpers;
 
 mod api;
 mod config_errors;
+mod operators;
 mod pipeline;
 mod process;

@@ -1,0 +1,366 @@
+//! Operators' CLI: `xiezhi failures list|show|stats|replay|discard`, `xiezhi tokens
+//! create|list|revoke` and `xiezhi audit`. The CLI runs where the store's credentials are, so
+//! it shows personal data unmasked, and audits what it shows as the API does.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use chrono::Utc;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use super::filter::FailureQuery;
+use super::replay::{self, ReplaySettings, Target};
+use crate::config::Config;
+use crate::pipeline::Runtime;
+use crate::store::ops::{NewAudit, Role};
+use crate::store::{FailureRow, status_name};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum FailuresCommand {
+    /// List failures (newest ids last; page with --after).
+    List {
+        #[command(flatten)]
+        filter: FailureQuery,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one failure: raw payload, errors with their fields, lineage, history.
+    Show { id: String },
+    /// Count failures by connector and error code.
+    Stats {
+        #[command(flatten)]
+        filter: FailureQuery,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replay failures through the current connector definitions and schema.
+    Replay {
+        /// Failure ids (or give a filter).
+        ids: Vec<String>,
+        #[command(flatten)]
+        filter: FailureQuery,
+        /// Report how many would pass now, and why the rest would not; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// At most this many records per second (0: unlimited).
+        #[arg(long, default_value_t = 0)]
+        rate: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Discard a failure for good (a reason is required).
+    Discard {
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum TokensCommand {
+    /// Create an API token; it is printed once and stored only as a hash.
+    Create {
+        #[arg(long, value_enum)]
+        role: Role,
+        /// A name to recognise it by in the audit log (default: the role and a timestamp).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List tokens (never the tokens themselves).
+    List,
+    /// Revoke a token by id or name.
+    Revoke { id_or_name: String },
+}
+
+/// Who runs the CLI, for history and audit: `cli:<login>`.
+pub fn cli_actor() -> String {
+    let user = crate::config::process_env("XIEZHI_ACTOR")
+        .or_else(|| crate::config::process_env("USER"))
+        .unwrap_or_else(|| "unknown".into());
+    format!("cli:{user}")
+}
+
+pub async fn failures(config: Config, cmd: FailuresCommand) -> anyhow::Result<i32> {
+    let rt = Arc::new(Runtime::build(config).await?);
+    let actor = cli_actor();
+    match cmd {
+        FailuresCommand::List { filter, json } => {
+            let f = filter.parse(Utc::now())?;
+            let rows = rt.store.list_failures(&f).await?;
+            audit_read(
+                &rt,
+                &actor,
+                "failures.list",
+                None,
+                filter.to_json(),
+                rows.len(),
+            )
+            .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                print_list(&rows);
+            }
+            Ok(0)
+        }
+        FailuresCommand::Show { id } => {
+            let Some(row) = rt.store.get_failure(&id).await? else {
+                eprintln!("no failure with id `{id}`");
+                return Ok(2);
+            };
+            let history = rt.store.failure_events(&id).await?;
+            audit_read(&rt, &actor, "failures.show", Some(id), json!({}), 1).await?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json!({"failure": row, "history": history}))?
+            );
+            Ok(0)
+        }
+        FailuresCommand::Stats { filter, json } => {
+            let f = filter.parse(Utc::now())?;
+            let total = rt.store.count_failures(&f).await?;
+            let counts = rt.store.failure_counts(&f).await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&json!({"total": total, "by_code": counts}))?
+                );
+            } else {
+                println!("{:<16} {:<28} {:>8}", "connector", "code", "failures");
+                for c in &counts {
+                    println!("{:<16} {:<28} {:>8}", c.connector, c.code, c.count);
+                }
+                println!("{total} failures match");
+            }
+            Ok(0)
+        }
+        FailuresCommand::Replay {
+            ids,
+            filter,
+            dry_run,
+            rate,
+            json,
+        } => {
+            let target = if ids.is_empty() {
+                Target::Filter(filter.parse(Utc::now())?)
+            } else if filter != FailureQuery::default() {
+                anyhow::bail!("give failure ids or a filter, not both");
+            } else {
+                Target::Ids(ids)
+            };
+            let cancel = CancellationToken::new();
+            let writers = if dry_run {
+                Vec::new()
+            } else {
+                rt.spawn_writers(&cancel)
+            };
+            let settings = ReplaySettings {
+                dry_run,
+                rate_per_sec: rate,
+                actor,
+                ..Default::default()
+            };
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:30} {pos}/{len} failures  {per_sec}  eta {eta}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            let report = replay::replay(&rt, target, &settings, |p| {
+                bar.set_length(p.total.max(0) as u64);
+                bar.set_position(p.done.max(0) as u64);
+            })
+            .await;
+            bar.finish_and_clear();
+            cancel.cancel();
+            for w in writers {
+                w.await??;
+            }
+            let report = report?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                let verb = if dry_run { "would pass" } else { "passed" };
+                println!(
+                    "{} failures: {} {verb}, {} still failing, {} skipped{}",
+                    report.selected,
+                    report.passed,
+                    report.still_failing,
+                    report.skipped,
+                    if dry_run {
+                        String::new()
+                    } else {
+                        format!(", {} stored and resolved", report.resolved)
+                    }
+                );
+                for (code, n) in &report.still_failing_by_code {
+                    println!("  still failing: {n:>6} × {code}");
+                }
+                for (why, n) in &report.skipped_reasons {
+                    println!("  skipped:       {n:>6} × {why}");
+                }
+            }
+            Ok(0)
+        }
+        FailuresCommand::Discard { id, reason } => {
+            if reason.trim().is_empty() {
+                anyhow::bail!("--reason: a discard needs a reason");
+            }
+            match super::discard(rt.store.as_ref(), &id, reason.trim(), &actor).await? {
+                super::Discarded::Done => {
+                    println!("discarded {id}");
+                    Ok(0)
+                }
+                super::Discarded::NotFound => {
+                    eprintln!("no failure with id `{id}`");
+                    Ok(2)
+                }
+                super::Discarded::NotOpen(st) => {
+                    eprintln!("failure `{id}` is {}; not discarded", status_name(st));
+                    Ok(1)
+                }
+            }
+        }
+    }
+}
+
+async fn audit_read(
+    rt: &Runtime,
+    actor: &str,
+    action: &str,
+    target: Option<String>,
+    filter: serde_json::Value,
+    count: usize,
+) -> anyhow::Result<()> {
+    rt.store
+        .append_audit(&NewAudit {
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            target,
+            filter,
+            count: count as i64,
+            outcome: json!({"masked": false}),
+        })
+        .await
+        .context("writing the audit log")?;
+    Ok(())
+}
+
+fn print_list(rows: &[FailureRow]) {
+    println!(
+        "{:<32} {:<9} {:<10} {:<20} {:<9} {:<28} {:>3}  key",
+        "id", "stage", "connector", "stream", "status", "codes", "n"
+    );
+    for r in rows {
+        let mut codes: Vec<&str> = r.errors.iter().map(|e| e.code.as_str()).collect();
+        codes.dedup();
+        println!(
+            "{:<32} {:<9} {:<10} {:<20} {:<9} {:<28} {:>3}  {}",
+            r.id,
+            r.stage.as_str(),
+            r.connector,
+            r.stream,
+            status_name(r.status),
+            codes.join(","),
+            r.attempts,
+            r.natural_key
+                .as_deref()
+                .or(r.upstream_id.as_deref())
+                .unwrap_or("-")
+        );
+    }
+    if let Some(last) = rows.last() {
+        eprintln!("({} shown; next page: --after {})", rows.len(), last.id);
+    }
+}
+
+pub async fn tokens(config: Config, cmd: TokensCommand) -> anyhow::Result<i32> {
+    let rt = Runtime::build(config).await?;
+    let actor = cli_actor();
+    match cmd {
+        TokensCommand::Create { role, name } => {
+            let name =
+                name.unwrap_or_else(|| format!("{role}-{}", Utc::now().format("%Y%m%d%H%M%S%3f")));
+            let (token, row) = super::tokens::create(rt.store.as_ref(), &name, role).await?;
+            rt.store
+                .append_audit(&NewAudit {
+                    actor,
+                    action: "tokens.create".into(),
+                    target: Some(row.id.clone()),
+                    filter: json!({}),
+                    count: 1,
+                    outcome: json!({"name": row.name, "role": row.role}),
+                })
+                .await?;
+            eprintln!(
+                "token `{}` ({}) created; it is shown only now:",
+                row.name, row.role
+            );
+            println!("{token}");
+            Ok(0)
+        }
+        TokensCommand::List => {
+            println!(
+                "{:<36} {:<28} {:<9} {:<25} revoked",
+                "id", "name", "role", "created"
+            );
+            for t in rt.store.list_tokens().await? {
+                println!(
+                    "{:<36} {:<28} {:<9} {:<25} {}",
+                    t.id,
+                    t.name,
+                    t.role,
+                    t.created_at.to_rfc3339(),
+                    t.revoked_at.map_or_else(|| "-".into(), |r| r.to_rfc3339())
+                );
+            }
+            Ok(0)
+        }
+        TokensCommand::Revoke { id_or_name } => {
+            let done = rt.store.revoke_token(&id_or_name).await?;
+            rt.store
+                .append_audit(&NewAudit {
+                    actor,
+                    action: "tokens.revoke".into(),
+                    target: Some(id_or_name.clone()),
+                    filter: json!({}),
+                    count: i64::from(done),
+                    outcome: json!({"revoked": done}),
+                })
+                .await?;
+            if done {
+                println!("revoked {id_or_name}");
+                Ok(0)
+            } else {
+                eprintln!("no unrevoked token with id or name `{id_or_name}`");
+                Ok(2)
+            }
+        }
+    }
+}
+
+/// `xiezhi audit`: the audit log, oldest first.
+pub async fn audit(config: Config, after: i64, limit: u32, json: bool) -> anyhow::Result<i32> {
+    let rt = Runtime::build(config).await?;
+    let entries = rt.store.list_audit(after, limit).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&entries)?);
+    } else {
+        for e in &entries {
+            println!(
+                "{:>6} {} {:<24} {:<18} {:>6}  {}  {}",
+                e.seq,
+                e.at.to_rfc3339(),
+                e.entry.actor,
+                e.entry.action,
+                e.entry.count,
+                e.entry.target.as_deref().unwrap_or("-"),
+                e.entry.filter
+            );
+        }
+    }
+    Ok(0)
+}

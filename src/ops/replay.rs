@@ -1,0 +1,442 @@
+//! Operators: replay — a failed record goes through normalise → route → store again, under the
+//! *current* connector definitions and schema, so a mapping fix in `connectors/` clears a whole
+//! class of failures at once.
+//!
+//! A failure passes through three statuses: `open` → `replayed` (it passed and the bus confirmed
+//! it) → `resolved` (the store ingested it). Every step is idempotent: the store writes by
+//! natural key and content hash, and a status only moves from the statuses it expects, so a
+//! replay killed half-way and run again, or two operators replaying at once, end in the same
+//! state as one clean run.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use futures_util::future::try_join_all;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::connectors::page;
+use crate::normalize::Outcome;
+use crate::pipeline::Runtime;
+use crate::record::{Batch, Event, FieldError, Stage};
+use crate::store::ops::{FailureEvent, NewAudit};
+use crate::store::{FailureFilter, FailureRow, FailureStatus};
+
+/// Statuses a replay picks up: `replayed` too, so a replay that stopped between the bus and
+/// the store is finished by the next one.
+pub const REPLAYABLE: [FailureStatus; 2] = [FailureStatus::Open, FailureStatus::Replayed];
+
+/// Which failures to replay.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Ids(Vec<String>),
+    Filter(FailureFilter),
+}
+
+/// How to replay.
+#[derive(Debug, Clone)]
+pub struct ReplaySettings {
+    /// Only report what would pass; change nothing (but the audit log).
+    pub dry_run: bool,
+    /// At most this many records per second (0: as fast as the pipeline takes them).
+    pub rate_per_sec: u32,
+    /// Failures read, normalised and published per step.
+    pub page_size: u32,
+    /// Who replays (token name or `cli:<user>`), for history and audit.
+    pub actor: String,
+}
+
+impl Default for ReplaySettings {
+    fn default() -> Self {
+        ReplaySettings {
+            dry_run: false,
+            rate_per_sec: 0,
+            page_size: 500,
+            actor: "cli".into(),
+        }
+    }
+}
+
+/// What a replay did (or, dry, would do).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ReplayReport {
+    pub run_id: String,
+    pub dry_run: bool,
+    /// Failures the replay looked at.
+    pub selected: i64,
+    /// Passed normalisation and validation (dry: would pass).
+    pub passed: i64,
+    /// Still failing, by error code (a failure with several codes counts under each).
+    pub still_failing: i64,
+    pub still_failing_by_code: BTreeMap<String, i64>,
+    /// Not replayable here: pull failures (re-pull the stream instead), failures already
+    /// resolved or discarded, unknown ids.
+    pub skipped: i64,
+    pub skipped_reasons: BTreeMap<String, i64>,
+    /// Stored and marked resolved.
+    pub resolved: i64,
+    pub seconds: f64,
+}
+
+/// Progress of a running replay: failures looked at so far, of how many.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub done: i64,
+    pub total: i64,
+}
+
+/// What one failure turned into.
+enum Attempt {
+    Pass(Box<Event>),
+    /// Its errors now, and the normalised attempt when mapping got that far.
+    Fail(Vec<FieldError>, Option<serde_json::Value>),
+    Skip(String),
+}
+
+/// Replays `target`. Store writers must be running (here or against the same broker) unless
+/// `dry_run`.
+pub async fn replay(
+    rt: &Runtime,
+    target: Target,
+    settings: &ReplaySettings,
+    mut on_progress: impl FnMut(Progress),
+) -> anyhow::Result<ReplayReport> {
+    let started = Instant::now();
+    let run_id = format!("replay-{}", uuid::Uuid::now_v7());
+    let mut report = ReplayReport {
+        run_id: run_id.clone(),
+        dry_run: settings.dry_run,
+        ..Default::default()
+    };
+    let (filter_json, total) = match &target {
+        Target::Ids(ids) => (json!({"ids": ids}), ids.len() as i64),
+        Target::Filter(f) => (
+            serde_json::to_value(f).unwrap_or_default(),
+            match replayable(f) {
+                Some(f) => rt.store.count_failures(&f).await?,
+                None => 0,
+            },
+        ),
+    };
+    let action = if settings.dry_run {
+        "replay.dry_run"
+    } else {
+        "replay"
+    };
+    if !settings.dry_run {
+        // The start is audited too: a replay killed half-way still shows who started it.
+        rt.store
+            .append_audit(&NewAudit {
+                actor: settings.actor.clone(),
+                action: "replay.started".into(),
+                target: Some(run_id.clone()),
+                filter: filter_json.clone(),
+                count: total,
+                outcome: json!({}),
+            })
+            .await?;
+        rt.store.begin_run(&run_id).await?;
+    }
+    tracing::info!(run = %run_id, total, dry_run = settings.dry_run, actor = %settings.actor, "Replay started.");
+
+    let mut replayed_ids: Vec<String> = Vec::new();
+    let mut after: Option<String> = None;
+    let mut id_pages = match &target {
+        Target::Ids(ids) => ids
+            .chunks(settings.page_size.max(1) as usize)
+            .map(<[String]>::to_vec)
+            .collect(),
+        Target::Filter(_) => Vec::new(),
+    }
+    .into_iter();
+    loop {
+        let rows: Vec<FailureRow> = match &target {
+            Target::Filter(f) => match replayable(f) {
+                Some(f) => {
+                    let page = FailureFilter {
+                        after_id: after.clone(),
+                        limit: settings.page_size.max(1),
+                        ..f
+                    };
+                    rt.store.list_failures(&page).await?
+                }
+                None => Vec::new(),
+            },
+            Target::Ids(_) => {
+                let Some(ids) = id_pages.next() else { break };
+                let mut rows = Vec::with_capacity(ids.len());
+                for id in ids {
+                    match rt.store.get_failure(&id).await? {
+                        Some(r) => rows.push(r),
+                        None => count_skip(&mut report, "no such failure"),
+                    }
+                }
+                rows
+            }
+        };
+        if rows.is_empty() {
+            if matches!(target, Target::Filter(_)) {
+                break;
+            }
+            continue;
+        }
+        after = rows.last().map(|r| r.id.clone());
+        let step_started = Instant::now();
+        let n = rows.len();
+        let mut passing: BTreeMap<String, Vec<Event>> = BTreeMap::new();
+        let mut passing_ids = Vec::new();
+        let mut failing = Vec::new();
+        for row in rows {
+            report.selected += 1;
+            if !REPLAYABLE.contains(&row.status) {
+                count_skip(
+                    &mut report,
+                    &format!("status is {}", status_word(row.status)),
+                );
+                continue;
+            }
+            match attempt(rt, &row, &run_id) {
+                Attempt::Pass(ev) => {
+                    report.passed += 1;
+                    passing_ids.push(row.id.clone());
+                    passing.entry(ev.routing_key()).or_default().push(*ev);
+                }
+                Attempt::Fail(errors, normalized) => {
+                    report.still_failing += 1;
+                    let mut codes: Vec<&str> = errors.iter().map(|e| e.code.as_str()).collect();
+                    codes.sort_unstable();
+                    codes.dedup();
+                    for c in codes {
+                        *report
+                            .still_failing_by_code
+                            .entry(c.to_owned())
+                            .or_default() += 1;
+                    }
+                    failing.push((row, errors, normalized));
+                }
+                Attempt::Skip(reason) => count_skip(&mut report, &reason),
+            }
+        }
+        if !settings.dry_run {
+            publish(rt, &run_id, passing, settings).await?;
+            let moved = rt
+                .store
+                .set_failure_status(
+                    &passing_ids,
+                    &REPLAYABLE,
+                    FailureStatus::Replayed,
+                    &FailureEvent {
+                        at: Utc::now(),
+                        actor: settings.actor.clone(),
+                        action: "replayed".into(),
+                        detail: json!({"run": run_id}),
+                    },
+                )
+                .await?;
+            replayed_ids.extend(moved);
+            record_still_failing(rt, &run_id, failing).await?;
+        }
+        on_progress(Progress {
+            done: report.selected,
+            total,
+        });
+        pace(settings.rate_per_sec, n, step_started.elapsed()).await;
+    }
+
+    if !settings.dry_run {
+        rt.wait_ingested(&run_id, || {}).await?;
+        for ids in replayed_ids.chunks(1000) {
+            let moved = rt
+                .store
+                .set_failure_status(
+                    ids,
+                    &[FailureStatus::Replayed],
+                    FailureStatus::Resolved,
+                    &FailureEvent {
+                        at: Utc::now(),
+                        actor: settings.actor.clone(),
+                        action: "resolved".into(),
+                        detail: json!({"run": run_id, "by": "replay"}),
+                    },
+                )
+                .await?;
+            report.resolved += moved.len() as i64;
+        }
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    rt.store
+        .append_audit(&NewAudit {
+            actor: settings.actor.clone(),
+            action: action.into(),
+            target: Some(run_id.clone()),
+            filter: filter_json,
+            count: report.selected,
+            outcome: serde_json::to_value(&report).unwrap_or_default(),
+        })
+        .await?;
+    tracing::info!(run = %run_id, selected = report.selected, passed = report.passed, still_failing = report.still_failing, skipped = report.skipped, resolved = report.resolved, seconds = report.seconds, "Replay finished.");
+    Ok(report)
+}
+
+/// The filter limited to what a replay may pick up; `None` when it asked only for statuses a
+/// replay does not touch (resolved, discarded).
+fn replayable(f: &FailureFilter) -> Option<FailureFilter> {
+    let status: Vec<FailureStatus> = if f.status.is_empty() {
+        REPLAYABLE.to_vec()
+    } else {
+        f.status
+            .iter()
+            .copied()
+            .filter(|s| REPLAYABLE.contains(s))
+            .collect()
+    };
+    (!status.is_empty()).then(|| FailureFilter {
+        status,
+        ..f.clone()
+    })
+}
+
+fn status_word(s: FailureStatus) -> &'static str {
+    crate::store::status_name(s)
+}
+
+fn count_skip(report: &mut ReplayReport, reason: &str) {
+    report.skipped += 1;
+    *report.skipped_reasons.entry(reason.to_owned()).or_default() += 1;
+}
+
+/// Runs one failure through the current definitions.
+fn attempt(rt: &Runtime, row: &FailureRow, run_id: &str) -> Attempt {
+    match row.stage {
+        Stage::Normalize => {
+            let Some((def, normalizer)) = rt.stream_normalizer(&row.connector, &row.stream) else {
+                return Attempt::Fail(
+                    vec![FieldError {
+                        code: "REPLAY_NO_STREAM".into(),
+                        path: String::new(),
+                        schema_path: String::new(),
+                        message: format!(
+                            "connector `{}` has no stream `{}` any more, so the record cannot be mapped again",
+                            row.connector, row.stream
+                        ),
+                    }],
+                    row.normalized.clone(),
+                );
+            };
+            let rec = match page::reparse(
+                def.format,
+                &def.records,
+                &row.raw,
+                row.raw_context.as_deref(),
+            ) {
+                Ok(r) => r,
+                Err(reason) => {
+                    return Attempt::Fail(
+                        vec![FieldError {
+                            code: "REPLAY_UNPARSABLE".into(),
+                            path: String::new(),
+                            schema_path: String::new(),
+                            message: format!("the kept raw payload cannot be read again: {reason}"),
+                        }],
+                        row.normalized.clone(),
+                    );
+                }
+            };
+            let mut lineage = row.lineage.clone();
+            lineage.sync_run = run_id.to_owned();
+            match normalizer.normalize(rec, &lineage) {
+                Outcome::Event(ev) => Attempt::Pass(ev),
+                Outcome::Failure(f) => Attempt::Fail(f.errors, f.normalized),
+            }
+        }
+        Stage::Store | Stage::Route => match serde_json::from_str::<Event>(&row.raw) {
+            Ok(mut ev) => {
+                // The event is sent again as it was; only its run changes, so this replay
+                // can tell when the store has ingested it.
+                ev.syncrun = run_id.to_owned();
+                Attempt::Pass(Box::new(ev))
+            }
+            Err(e) => Attempt::Fail(
+                vec![FieldError {
+                    code: "REPLAY_UNPARSABLE".into(),
+                    path: String::new(),
+                    schema_path: String::new(),
+                    message: format!("the kept event is not readable: {e}"),
+                }],
+                row.normalized.clone(),
+            ),
+        },
+        Stage::Pull => Attempt::Skip(
+            "pull failure: re-pull the stream (xiezhi sync CONNECTOR --stream S)".into(),
+        ),
+        Stage::Push => Attempt::Skip("push failure: not replayable yet".into()),
+    }
+}
+
+/// Publishes passing events grouped by routing key, waits for the bus to confirm them, and
+/// counts them as published by the replay run.
+async fn publish(
+    rt: &Runtime,
+    run_id: &str,
+    groups: BTreeMap<String, Vec<Event>>,
+    _settings: &ReplaySettings,
+) -> anyhow::Result<()> {
+    let max = rt.config.pipeline.batch_max_events.max(1);
+    let mut confirms = Vec::new();
+    let mut events = 0i64;
+    for (key, mut evs) in groups {
+        while !evs.is_empty() {
+            let rest = evs.split_off(evs.len().min(max));
+            events += evs.len() as i64;
+            confirms.push(rt.bus.publish(Batch::new(key.clone(), evs)).await?);
+            evs = rest;
+        }
+    }
+    try_join_all(confirms).await?;
+    if events > 0 {
+        rt.store.add_published(run_id, events).await?;
+    }
+    Ok(())
+}
+
+/// Failures that still fail keep their id; their errors, attempts and last-seen move on.
+async fn record_still_failing(
+    rt: &Runtime,
+    run_id: &str,
+    failing: Vec<(FailureRow, Vec<FieldError>, Option<serde_json::Value>)>,
+) -> anyhow::Result<()> {
+    if failing.is_empty() {
+        return Ok(());
+    }
+    let failures: Vec<crate::record::Failure> = failing
+        .into_iter()
+        .map(|(row, errors, normalized)| crate::record::Failure {
+            id: row.id,
+            stage: row.stage,
+            connector: row.connector,
+            stream: row.stream,
+            record_type: row.record_type,
+            natural_key: row.natural_key,
+            upstream_id: row.upstream_id,
+            raw: row.raw,
+            raw_context: row.raw_context,
+            normalized: normalized.or(row.normalized),
+            errors,
+            lineage: row.lineage,
+        })
+        .collect();
+    rt.store.record_failures(run_id, &failures).await?;
+    Ok(())
+}
+
+/// Sleeps so that `n` records took at least `n / rate` seconds.
+async fn pace(rate_per_sec: u32, n: usize, took: Duration) {
+    if rate_per_sec == 0 {
+        return;
+    }
+    let should = Duration::from_secs_f64(n as f64 / f64::from(rate_per_sec));
+    if let Some(rest) = should.checked_sub(took) {
+        tokio::time::sleep(rest).await;
+    }
+}
