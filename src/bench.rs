@@ -23,7 +23,8 @@ pub struct BenchArgs {
     /// Records the credit-platform simulator holds (its penalty stream gets most of them).
     #[arg(long, default_value_t = 200_000)]
     pub records: usize,
-    /// `embedded`, `amqp` (RabbitMQ + PostgreSQL), or `both`.
+    /// `embedded`, `amqp` (RabbitMQ + PostgreSQL), `both`, or `replay` (failures replayed over
+    /// RabbitMQ + PostgreSQL after a mapping fix).
     #[arg(long, default_value = "both")]
     pub target: String,
     /// PostgreSQL server for the `amqp` target (a fresh database is created on it and dropped).
@@ -88,7 +89,8 @@ pub async fn run(config: &mut Config, args: BenchArgs) -> anyhow::Result<i32> {
         "both" => vec!["embedded", "amqp"],
         "embedded" => vec!["embedded"],
         "amqp" => vec!["amqp"],
-        other => anyhow::bail!("--target must be embedded, amqp or both, not `{other}`"),
+        "replay" => vec!["replay"],
+        other => anyhow::bail!("--target must be embedded, amqp, both or replay, not `{other}`"),
     };
     let mut results = Vec::new();
     for t in targets {
@@ -104,7 +106,7 @@ pub async fn run(config: &mut Config, args: BenchArgs) -> anyhow::Result<i32> {
                 std::fs::remove_dir_all(&dir).ok();
                 r?
             }
-            _ => {
+            mode => {
                 let (db_url, db_name) = fresh_database(&args.database_url).await?;
                 let mut c = config.clone();
                 c.database_url = Some(db_url);
@@ -114,7 +116,11 @@ pub async fn run(config: &mut Config, args: BenchArgs) -> anyhow::Result<i32> {
                 c.amqp.dead_letter_exchange = format!("xiezhi.bench.dlx.{suffix}");
                 c.amqp.store_queue = format!("xiezhi.bench.store.{suffix}");
                 c.amqp.dead_queue = format!("xiezhi.bench.dead.{suffix}");
-                let r = measure("RabbitMQ + PostgreSQL", c).await;
+                let r = if mode == "replay" {
+                    measure_replay(c).await
+                } else {
+                    measure("RabbitMQ + PostgreSQL", c).await
+                };
                 drop_database(&args.database_url, &db_name).await.ok();
                 r?
             }
@@ -182,6 +188,107 @@ async fn measure(target: &str, config: Config) -> anyhow::Result<BenchResult> {
         records_per_sec: report.ingested as f64 / seconds,
         latency_p50_ms: hist.quantile(0.50),
         latency_p99_ms: hist.quantile(0.99),
+        peak_rss_mb: peak_rss_mb(),
+    })
+}
+
+/// The date format of the penalty stream's decision date, as shipped and as "broken" by the
+/// replay benchmark (every penalty then fails with MAP_BAD_DATE).
+const GOOD_DATE: &str = r#"decision_date = { from = "CF_JDRQ", date = "%Y/%m/%d" }"#;
+const BAD_DATE: &str = r#"decision_date = { from = "CF_JDRQ", date = "%Y-%m-%d" }"#;
+
+/// Replay throughput: a sync under a broken mapping puts every penalty in the failure store;
+/// the mapping is fixed; the replay of all of them (by filter) is measured, from the first
+/// read of the failure store until the last one is stored and marked resolved.
+async fn measure_replay(mut config: Config) -> anyhow::Result<BenchResult> {
+    use crate::ops::replay::{self, ReplaySettings, Target};
+    use crate::store::FailureFilter;
+
+    let dir =
+        std::env::temp_dir().join(format!("xiezhi-bench-connectors-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let write = |broken: bool| -> anyhow::Result<()> {
+        for (file, text) in crate::connectors::definition::EMBEDDED {
+            let name = std::path::Path::new(file)
+                .file_name()
+                .context("connector file name")?;
+            let text = if broken && file.ends_with("credit-platform.toml") {
+                anyhow::ensure!(
+                    text.contains(GOOD_DATE),
+                    "the credit connector changed: update the replay benchmark"
+                );
+                text.replace(GOOD_DATE, BAD_DATE)
+            } else {
+                (*text).to_owned()
+            };
+            std::fs::write(dir.join(name), text)?;
+        }
+        Ok(())
+    };
+    config.connectors_dir = dir.clone();
+    write(true)?;
+    let failed = {
+        let rt = Runtime::build(config.clone()).await?;
+        let cancel = CancellationToken::new();
+        let writers = rt.spawn_writers(&cancel);
+        let pullers = rt.pullers(&Selection {
+            connector: Some("credit-platform".into()),
+            stream: Some("penalties".into()),
+        })?;
+        let started = Instant::now();
+        let report = rt.sync_once(&pullers, |_| {}).await?;
+        cancel.cancel();
+        for w in writers {
+            w.await??;
+        }
+        tracing::info!(
+            failed = report.failed,
+            seconds = started.elapsed().as_secs_f64(),
+            "Replay benchmark: failures recorded under the broken mapping."
+        );
+        report.failed
+    };
+    write(false)?;
+    reset_peak_rss();
+    let rt = Runtime::build(config).await?;
+    let cancel = CancellationToken::new();
+    let writers = rt.spawn_writers(&cancel);
+    let started = Instant::now();
+    let report = replay::replay(
+        &rt,
+        Target::Filter(FailureFilter {
+            connector: Some("credit-platform".into()),
+            code: Some("MAP_BAD_DATE".into()),
+            ..Default::default()
+        }),
+        &ReplaySettings {
+            actor: "bench".into(),
+            ..Default::default()
+        },
+        |p| {
+            if p.done % 20_000 < 1000 {
+                tracing::info!(done = p.done, total = p.total, "Replay benchmark progress.");
+            }
+        },
+    )
+    .await?;
+    let seconds = started.elapsed().as_secs_f64();
+    cancel.cancel();
+    for w in writers {
+        w.await??;
+    }
+    std::fs::remove_dir_all(&dir).ok();
+    anyhow::ensure!(
+        report.resolved == failed && report.still_failing == 0,
+        "the replay did not store every failure: {failed} failed, {report:?}"
+    );
+    Ok(BenchResult {
+        target: "replay (RabbitMQ + PostgreSQL)".into(),
+        records: report.resolved,
+        seconds,
+        records_per_sec: report.resolved as f64 / seconds,
+        latency_p50_ms: 0,
+        latency_p99_ms: 0,
         peak_rss_mb: peak_rss_mb(),
     })
 }

@@ -284,35 +284,37 @@ pub fn load_dir(dir: &Path) -> Result<Vec<ConnectorDef>, ConfigError> {
 /// The connector files shipped with this build, used when no `connectors/` directory exists
 /// (so `xiezhi demo` works from any directory).
 pub fn embedded() -> Result<Vec<ConnectorDef>, ConfigError> {
-    const FILES: [(&str, &str); 5] = [
-        (
-            "connectors/provincial.toml",
-            include_str!("../../connectors/provincial.toml"),
-        ),
-        (
-            "connectors/internet-plus.toml",
-            include_str!("../../connectors/internet-plus.toml"),
-        ),
-        (
-            "connectors/credit-platform.toml",
-            include_str!("../../connectors/credit-platform.toml"),
-        ),
-        (
-            "connectors/double-random.toml",
-            include_str!("../../connectors/double-random.toml"),
-        ),
-        (
-            "connectors/hotline-12345.toml",
-            include_str!("../../connectors/hotline-12345.toml"),
-        ),
-    ];
-    let defs = FILES
+    let defs = EMBEDDED
         .iter()
         .map(|(file, text)| parse(file, text))
         .collect::<Result<Vec<_>, _>>()?;
     check_unique_names(&defs)?;
     Ok(defs)
 }
+
+/// The shipped connector files, built into the binary: (path, text).
+pub const EMBEDDED: [(&str, &str); 5] = [
+    (
+        "connectors/provincial.toml",
+        include_str!("../../connectors/provincial.toml"),
+    ),
+    (
+        "connectors/internet-plus.toml",
+        include_str!("../../connectors/internet-plus.toml"),
+    ),
+    (
+        "connectors/credit-platform.toml",
+        include_str!("../../connectors/credit-platform.toml"),
+    ),
+    (
+        "connectors/double-random.toml",
+        include_str!("../../connectors/double-random.toml"),
+    ),
+    (
+        "connectors/hotline-12345.toml",
+        include_str!("../../connectors/hotline-12345.toml"),
+    ),
+];
 
 fn check_unique_names(defs: &[ConnectorDef]) -> Result<(), ConfigError> {
     for (i, d) in defs.iter().enumerate() {

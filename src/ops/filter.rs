@@ -164,6 +164,7 @@ impl FailureQuery {
             since,
             until,
             text: nonempty("q", &self.q)?,
+            ids: Vec::new(),
             after_id: nonempty("after", &self.after)?,
             limit,
         })

@@ -9,6 +9,7 @@
 //! state as one clean run.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -16,8 +17,9 @@ use futures_util::future::try_join_all;
 use serde::Serialize;
 use serde_json::json;
 
+use crate::connectors::definition::Format;
 use crate::connectors::page;
-use crate::normalize::Outcome;
+use crate::normalize::{Outcome, StreamNormalizer};
 use crate::pipeline::Runtime;
 use crate::record::{Batch, Event, FieldError, Stage};
 use crate::store::ops::{FailureEvent, NewAudit};
@@ -26,6 +28,9 @@ use crate::store::{FailureFilter, FailureRow, FailureStatus};
 /// Statuses a replay picks up: `replayed` too, so a replay that stopped between the bus and
 /// the store is finished by the next one.
 pub const REPLAYABLE: [FailureStatus; 2] = [FailureStatus::Open, FailureStatus::Replayed];
+
+/// Failure ids read per query when replaying by filter.
+const ID_PAGE: u32 = 5000;
 
 /// Which failures to replay.
 #[derive(Debug, Clone)]
@@ -52,7 +57,7 @@ impl Default for ReplaySettings {
         ReplaySettings {
             dry_run: false,
             rate_per_sec: 0,
-            page_size: 500,
+            page_size: 1000,
             actor: "cli".into(),
         }
     }
@@ -140,130 +145,155 @@ pub async fn replay(
     }
     tracing::info!(run = %run_id, total, dry_run = settings.dry_run, actor = %settings.actor, "Replay started.");
 
-    let mut replayed_ids: Vec<String> = Vec::new();
-    let mut after: Option<String> = None;
-    let mut id_pages = match &target {
-        Target::Ids(ids) => ids
-            .chunks(settings.page_size.max(1) as usize)
-            .map(<[String]>::to_vec)
-            .collect(),
-        Target::Filter(_) => Vec::new(),
-    }
-    .into_iter();
-    loop {
-        let rows: Vec<FailureRow> = match &target {
-            Target::Filter(f) => match replayable(f) {
-                Some(f) => {
-                    let page = FailureFilter {
-                        after_id: after.clone(),
-                        limit: settings.page_size.max(1),
-                        ..f
-                    };
-                    rt.store.list_failures(&page).await?
-                }
-                None => Vec::new(),
-            },
-            Target::Ids(_) => {
-                let Some(ids) = id_pages.next() else { break };
-                let mut rows = Vec::with_capacity(ids.len());
-                for id in ids {
-                    match rt.store.get_failure(&id).await? {
-                        Some(r) => rows.push(r),
-                        None => count_skip(&mut report, "no such failure"),
-                    }
-                }
-                rows
-            }
+    // Three stages run at once, two pages apart: read failures (ids first, then rows by id —
+    // sorting ids stays cheap whatever plan the database picks for the filter, where sorting
+    // whole rows did not), normalise them on the blocking pool, and send what passed.
+    let (page_tx, mut page_rx) = tokio::sync::mpsc::channel::<Vec<FailureRow>>(2);
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<Attempted>(2);
+    let page_size = settings.page_size.max(1) as usize;
+    let reader = async {
+        let mut pending: std::collections::VecDeque<String> = match &target {
+            Target::Ids(ids) => ids.iter().cloned().collect(),
+            Target::Filter(_) => Default::default(),
         };
-        if rows.is_empty() {
-            if matches!(target, Target::Filter(_)) {
+        let mut after: Option<String> = None;
+        let mut ids_exhausted = matches!(target, Target::Ids(_));
+        let mut unknown = 0i64;
+        loop {
+            if pending.len() < page_size
+                && !ids_exhausted
+                && let Target::Filter(f) = &target
+            {
+                let more = match replayable(f) {
+                    Some(f) => {
+                        rt.store
+                            .list_failure_ids(&FailureFilter {
+                                after_id: after.clone(),
+                                limit: ID_PAGE,
+                                ..f
+                            })
+                            .await?
+                    }
+                    None => Vec::new(),
+                };
+                ids_exhausted = more.len() < ID_PAGE as usize;
+                after = more.last().cloned().or(after);
+                pending.extend(more);
+            }
+            if pending.is_empty() {
                 break;
             }
-            continue;
-        }
-        after = rows.last().map(|r| r.id.clone());
-        let step_started = Instant::now();
-        let n = rows.len();
-        let mut passing: BTreeMap<String, Vec<Event>> = BTreeMap::new();
-        let mut passing_ids = Vec::new();
-        let mut failing = Vec::new();
-        for row in rows {
-            report.selected += 1;
-            if !REPLAYABLE.contains(&row.status) {
-                count_skip(
-                    &mut report,
-                    &format!("status is {}", status_word(row.status)),
-                );
-                continue;
-            }
-            match attempt(rt, &row, &run_id) {
-                Attempt::Pass(ev) => {
-                    report.passed += 1;
-                    passing_ids.push(row.id.clone());
-                    passing.entry(ev.routing_key()).or_default().push(*ev);
-                }
-                Attempt::Fail(errors, normalized) => {
-                    report.still_failing += 1;
-                    let mut codes: Vec<&str> = errors.iter().map(|e| e.code.as_str()).collect();
-                    codes.sort_unstable();
-                    codes.dedup();
-                    for c in codes {
-                        *report
-                            .still_failing_by_code
-                            .entry(c.to_owned())
-                            .or_default() += 1;
-                    }
-                    failing.push((row, errors, normalized));
-                }
-                Attempt::Skip(reason) => count_skip(&mut report, &reason),
-            }
-        }
-        if !settings.dry_run {
-            publish(rt, &run_id, passing, settings).await?;
-            let moved = rt
+            let chunk: Vec<String> = pending.drain(..pending.len().min(page_size)).collect();
+            let rows = rt
                 .store
-                .set_failure_status(
-                    &passing_ids,
-                    &REPLAYABLE,
-                    FailureStatus::Replayed,
-                    &FailureEvent {
-                        at: Utc::now(),
-                        actor: settings.actor.clone(),
-                        action: "replayed".into(),
-                        detail: json!({"run": run_id}),
-                    },
-                )
+                .list_failures(&FailureFilter {
+                    limit: chunk.len() as u32,
+                    ids: chunk.clone(),
+                    ..Default::default()
+                })
                 .await?;
-            replayed_ids.extend(moved);
-            record_still_failing(rt, &run_id, failing).await?;
+            unknown += (chunk.len() - rows.len()) as i64;
+            if !rows.is_empty() && page_tx.send(rows).await.is_err() {
+                break;
+            }
         }
-        on_progress(Progress {
-            done: report.selected,
-            total,
-        });
-        pace(settings.rate_per_sec, n, step_started.elapsed()).await;
+        drop(page_tx);
+        Ok::<i64, anyhow::Error>(unknown)
+    };
+    let normaliser = async {
+        let mut page_no = 0u64;
+        while let Some(rows) = page_rx.recv().await {
+            let jobs: Vec<Job> = rows.into_iter().map(|row| Job::new(rt, row)).collect();
+            // Each page is a run of its own, so it can be resolved as soon as the store
+            // ingested it, whichever writer took it and in whatever order.
+            page_no += 1;
+            let run = format!("{run_id}/{page_no}");
+            let attempted = tokio::task::spawn_blocking(move || attempt_page(jobs, run)).await?;
+            if done_tx.send(attempted).await.is_err() {
+                break;
+            }
+        }
+        drop(done_tx);
+        Ok::<(), anyhow::Error>(())
+    };
+    let sender = async {
+        // Pages sent and not yet resolved: (page run, ids moved to replayed).
+        let mut unresolved: std::collections::VecDeque<(String, Vec<String>)> = Default::default();
+        let mut resolved = 0i64;
+        let mut report = ReplayReport::default();
+        while let Some(page) = done_rx.recv().await {
+            let step_started = Instant::now();
+            let n = page.selected;
+            report.selected += page.selected;
+            report.passed += page.passing_ids.len() as i64;
+            report.still_failing += page.failing.len() as i64;
+            for (code, k) in page.failing_codes {
+                *report.still_failing_by_code.entry(code).or_default() += k;
+            }
+            for reason in page.skipped {
+                count_skip(&mut report, &reason);
+            }
+            if !settings.dry_run {
+                rt.store.begin_run(&page.run).await?;
+                publish(rt, &page.run, page.passing).await?;
+                let moved = rt
+                    .store
+                    .set_failure_status(
+                        &page.passing_ids,
+                        &REPLAYABLE,
+                        FailureStatus::Replayed,
+                        &FailureEvent {
+                            at: Utc::now(),
+                            actor: settings.actor.clone(),
+                            action: "replayed".into(),
+                            detail: json!({"run": run_id}),
+                        },
+                    )
+                    .await?;
+                unresolved.push_back((page.run, moved));
+                record_still_failing(rt, &run_id, page.failing).await?;
+                // Resolve the pages the store has finished with, oldest first, without waiting.
+                while let Some((run, _)) = unresolved.front() {
+                    let p = rt.store.run_progress(run).await?;
+                    if p.ingested < p.published {
+                        break;
+                    }
+                    if let Some((run, ids)) = unresolved.pop_front() {
+                        resolved += resolve(rt, &run, &ids, &settings.actor).await?;
+                    }
+                }
+            }
+            tracing::debug!(
+                rows = n,
+                send_us = step_started.elapsed().as_micros() as u64,
+                "Replayed a page of failures."
+            );
+            on_progress(Progress {
+                done: report.selected,
+                total,
+            });
+            pace(settings.rate_per_sec, n as usize, step_started.elapsed()).await;
+        }
+        for (run, ids) in unresolved {
+            rt.wait_ingested(&run, || {}).await?;
+            resolved += resolve(rt, &run, &ids, &settings.actor).await?;
+        }
+        report.resolved = resolved;
+        Ok::<ReplayReport, anyhow::Error>(report)
+    };
+    let (unknown, (), counted) = tokio::try_join!(reader, normaliser, sender)?;
+    report.resolved = counted.resolved;
+    report.selected = counted.selected;
+    report.passed = counted.passed;
+    report.still_failing = counted.still_failing;
+    report.still_failing_by_code = counted.still_failing_by_code;
+    report.skipped = counted.skipped;
+    report.skipped_reasons = counted.skipped_reasons;
+    for _ in 0..unknown {
+        report.selected += 1;
+        count_skip(&mut report, "no such failure");
     }
 
-    if !settings.dry_run {
-        rt.wait_ingested(&run_id, || {}).await?;
-        for ids in replayed_ids.chunks(1000) {
-            let moved = rt
-                .store
-                .set_failure_status(
-                    ids,
-                    &[FailureStatus::Replayed],
-                    FailureStatus::Resolved,
-                    &FailureEvent {
-                        at: Utc::now(),
-                        actor: settings.actor.clone(),
-                        action: "resolved".into(),
-                        detail: json!({"run": run_id, "by": "replay"}),
-                    },
-                )
-                .await?;
-            report.resolved += moved.len() as i64;
-        }
-    }
     report.seconds = started.elapsed().as_secs_f64();
     rt.store
         .append_audit(&NewAudit {
@@ -277,6 +307,25 @@ pub async fn replay(
         .await?;
     tracing::info!(run = %run_id, selected = report.selected, passed = report.passed, still_failing = report.still_failing, skipped = report.skipped, resolved = report.resolved, seconds = report.seconds, "Replay finished.");
     Ok(report)
+}
+
+/// Marks a page's failures resolved once its run is ingested; returns how many moved.
+async fn resolve(rt: &Runtime, run: &str, ids: &[String], actor: &str) -> anyhow::Result<i64> {
+    let moved = rt
+        .store
+        .set_failure_status(
+            ids,
+            &[FailureStatus::Replayed],
+            FailureStatus::Resolved,
+            &FailureEvent {
+                at: Utc::now(),
+                actor: actor.to_owned(),
+                action: "resolved".into(),
+                detail: json!({"run": run, "by": "replay"}),
+            },
+        )
+        .await?;
+    Ok(moved.len() as i64)
 }
 
 /// The filter limited to what a replay may pick up; `None` when it asked only for statuses a
@@ -306,39 +355,101 @@ fn count_skip(report: &mut ReplayReport, reason: &str) {
     *report.skipped_reasons.entry(reason.to_owned()).or_default() += 1;
 }
 
+/// One failure with what normalising it needs, owned, for the blocking pool.
+struct Job {
+    row: FailureRow,
+    /// The stream's format, records path and current normaliser (normalise-stage failures of a
+    /// stream that still exists).
+    stream: Option<(Format, String, Arc<StreamNormalizer>)>,
+}
+
+impl Job {
+    fn new(rt: &Runtime, row: FailureRow) -> Job {
+        let stream = (row.stage == Stage::Normalize)
+            .then(|| rt.stream_normalizer(&row.connector, &row.stream))
+            .flatten()
+            .map(|(def, n)| (def.format, def.records.clone(), n));
+        Job { row, stream }
+    }
+}
+
+/// What a page of failures turned into.
+#[derive(Default)]
+struct Attempted {
+    /// The page's own run: its events are counted there.
+    run: String,
+    selected: i64,
+    passing: BTreeMap<String, Vec<Event>>,
+    passing_ids: Vec<String>,
+    failing: Vec<(FailureRow, Vec<FieldError>, Option<serde_json::Value>)>,
+    failing_codes: BTreeMap<String, i64>,
+    skipped: Vec<String>,
+}
+
+fn attempt_page(jobs: Vec<Job>, run: String) -> Attempted {
+    let mut out = Attempted::default();
+    for job in jobs {
+        out.selected += 1;
+        if !REPLAYABLE.contains(&job.row.status) {
+            out.skipped
+                .push(format!("status is {}", status_word(job.row.status)));
+            continue;
+        }
+        match attempt(&job, &run) {
+            Attempt::Pass(ev) => {
+                out.passing_ids.push(job.row.id.clone());
+                out.passing.entry(ev.routing_key()).or_default().push(*ev);
+            }
+            Attempt::Fail(errors, normalized) => {
+                let mut codes: Vec<&str> = errors.iter().map(|e| e.code.as_str()).collect();
+                codes.sort_unstable();
+                codes.dedup();
+                for c in codes {
+                    *out.failing_codes.entry(c.to_owned()).or_default() += 1;
+                }
+                out.failing.push((job.row, errors, normalized));
+            }
+            Attempt::Skip(reason) => out.skipped.push(reason),
+        }
+    }
+    out.run = run;
+    out
+}
+
+fn replay_error(code: &str, message: String) -> FieldError {
+    FieldError {
+        code: code.into(),
+        path: String::new(),
+        schema_path: String::new(),
+        message,
+    }
+}
+
 /// Runs one failure through the current definitions.
-fn attempt(rt: &Runtime, row: &FailureRow, run_id: &str) -> Attempt {
+fn attempt(job: &Job, run_id: &str) -> Attempt {
+    let row = &job.row;
     match row.stage {
         Stage::Normalize => {
-            let Some((def, normalizer)) = rt.stream_normalizer(&row.connector, &row.stream) else {
+            let Some((format, records, normalizer)) = &job.stream else {
                 return Attempt::Fail(
-                    vec![FieldError {
-                        code: "REPLAY_NO_STREAM".into(),
-                        path: String::new(),
-                        schema_path: String::new(),
-                        message: format!(
+                    vec![replay_error(
+                        "REPLAY_NO_STREAM",
+                        format!(
                             "connector `{}` has no stream `{}` any more, so the record cannot be mapped again",
                             row.connector, row.stream
                         ),
-                    }],
+                    )],
                     row.normalized.clone(),
                 );
             };
-            let rec = match page::reparse(
-                def.format,
-                &def.records,
-                &row.raw,
-                row.raw_context.as_deref(),
-            ) {
+            let rec = match page::reparse(*format, records, &row.raw, row.raw_context.as_deref()) {
                 Ok(r) => r,
                 Err(reason) => {
                     return Attempt::Fail(
-                        vec![FieldError {
-                            code: "REPLAY_UNPARSABLE".into(),
-                            path: String::new(),
-                            schema_path: String::new(),
-                            message: format!("the kept raw payload cannot be read again: {reason}"),
-                        }],
+                        vec![replay_error(
+                            "REPLAY_UNPARSABLE",
+                            format!("the kept raw payload cannot be read again: {reason}"),
+                        )],
                         row.normalized.clone(),
                     );
                 }
@@ -358,12 +469,10 @@ fn attempt(rt: &Runtime, row: &FailureRow, run_id: &str) -> Attempt {
                 Attempt::Pass(Box::new(ev))
             }
             Err(e) => Attempt::Fail(
-                vec![FieldError {
-                    code: "REPLAY_UNPARSABLE".into(),
-                    path: String::new(),
-                    schema_path: String::new(),
-                    message: format!("the kept event is not readable: {e}"),
-                }],
+                vec![replay_error(
+                    "REPLAY_UNPARSABLE",
+                    format!("the kept event is not readable: {e}"),
+                )],
                 row.normalized.clone(),
             ),
         },
@@ -380,7 +489,6 @@ async fn publish(
     rt: &Runtime,
     run_id: &str,
     groups: BTreeMap<String, Vec<Event>>,
-    _settings: &ReplaySettings,
 ) -> anyhow::Result<()> {
     let max = rt.config.pipeline.batch_max_events.max(1);
     let mut confirms = Vec::new();

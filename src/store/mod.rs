@@ -170,6 +170,9 @@ pub struct FailureFilter {
     pub until: Option<DateTime<Utc>>,
     /// Free text: a substring of the natural key or the upstream id, or the failure id.
     pub text: Option<String>,
+    /// Only these failure ids (empty: any).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ids: Vec<String>,
     /// Return rows with `id` greater than this (keyset pagination, ordered by id).
     pub after_id: Option<String>,
     pub limit: u32,
@@ -221,6 +224,10 @@ pub trait Store: Send + Sync {
 
     async fn list_failures(&self, filter: &FailureFilter) -> Result<Vec<FailureRow>>;
     async fn get_failure(&self, id: &str) -> Result<Option<FailureRow>>;
+    /// Ids of matching failures in id order (keyset-paged like [`Store::list_failures`], up to
+    /// 10,000 at a time): cheap to sort whatever plan the database picks, so large sets are
+    /// walked by id and read in pages by `ids`.
+    async fn list_failure_ids(&self, filter: &FailureFilter) -> Result<Vec<String>>;
     /// How many failures match (`limit` and `after_id` ignored).
     async fn count_failures(&self, filter: &FailureFilter) -> Result<i64>;
     /// Matching failures counted by connector and error code, largest first.

@@ -189,8 +189,10 @@ pub(crate) fn failure_conditions(filter: &FailureFilter, dialect: Dialect) -> (S
         add(
             match dialect {
                 Dialect::Sqlite => "f.status IN (SELECT value FROM json_each(?))",
+                // ARRAY(…) is computed once (an init plan), so the planner can still walk the
+                // primary key in order; `IN (SELECT …)` made it a join that sorted every row.
                 Dialect::Postgres => {
-                    "f.status IN (SELECT jsonb_array_elements_text(?::text::jsonb))"
+                    "f.status = ANY(ARRAY(SELECT jsonb_array_elements_text(?::text::jsonb)))"
                 }
             },
             vec![Bind::Text(json)],
@@ -218,6 +220,18 @@ pub(crate) fn failure_conditions(filter: &FailureFilter, dialect: Dialect) -> (S
         add(
             "(f.natural_key LIKE ? ESCAPE '\\' OR f.upstream_id LIKE ? ESCAPE '\\' OR f.id = ?)",
             vec![text(&pattern), text(&pattern), text(q)],
+        );
+    }
+    if !filter.ids.is_empty() {
+        let json = serde_json::to_string(&filter.ids).unwrap_or_else(|_| "[]".into());
+        add(
+            match dialect {
+                Dialect::Sqlite => "f.id IN (SELECT value FROM json_each(?))",
+                Dialect::Postgres => {
+                    "f.id = ANY(ARRAY(SELECT jsonb_array_elements_text(?::text::jsonb)))"
+                }
+            },
+            vec![Bind::Text(json)],
         );
     }
     if let Some(v) = &filter.after_id {

@@ -524,6 +524,20 @@ impl Store for PgStore {
         rows.into_iter().map(failure_from_tuple).collect()
     }
 
+    async fn list_failure_ids(&self, filter: &FailureFilter) -> Result<Vec<String>> {
+        let (cond, binds) = ops::failure_conditions(filter, ops::Dialect::Postgres);
+        let sql = format!(
+            "SELECT f.id FROM failures AS f WHERE true{cond} ORDER BY f.id LIMIT ${}",
+            binds.len() + 1
+        );
+        let rows: Vec<(String,)> = bind_all(sqlx::query_as(AssertSqlSafe(sql)), binds)
+            .bind(i64::from(filter.limit.clamp(1, 10_000)))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_err("listing failure ids"))?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
     async fn count_failures(&self, filter: &FailureFilter) -> Result<i64> {
         let unpaged = FailureFilter {
             after_id: None,
