@@ -233,3 +233,113 @@ pub async fn audit(
     let entries = s.store.list_audit(after, limit).await?;
     Ok(Json(json!({"entries": entries})).into_response())
 }
+
+impl From<crate::ops::edits::EditError> for ApiError {
+    fn from(e: crate::ops::edits::EditError) -> Self {
+        use crate::ops::edits::EditError as E;
+        match e {
+            E::NoFailure(_) | E::NoEdit(_) => ApiError::NotFound(e.to_string()),
+            E::NotOpen(..) | E::NotPending(..) => ApiError::Conflict(e.to_string()),
+            E::NotEditable(_) | E::Patch(_) => ApiError::BadRequest(e.to_string()),
+            E::OwnEdit(..) => ApiError::Forbidden(e.to_string()),
+            E::Store(s) => ApiError::Store(s),
+            E::Replay(r) => ApiError::Internal(format!("{r:#}")),
+        }
+    }
+}
+
+/// Body of `POST /v1/failures/{id}/edits`: a JSON Patch or the whole edited record.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EditRequest {
+    pub patch: Option<Vec<crate::ops::patch::Operation>>,
+    pub record: Option<serde_json::Value>,
+    pub note: Option<String>,
+}
+
+/// `POST /v1/failures/{id}/edits`: records a pending edit (it runs only once approved).
+pub async fn create_edit(
+    State(s): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    body: Result<Json<EditRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    caller.require(Role::Operator)?;
+    let req = body_of(body)?;
+    let correction = match (req.patch, req.record) {
+        (Some(p), None) if !p.is_empty() => crate::ops::edits::Correction::Patch(p),
+        (None, Some(r)) if r.is_object() => crate::ops::edits::Correction::Record(r),
+        _ => {
+            return Err(ApiError::BadRequest(
+                "give either `patch` (a non-empty JSON Patch) or `record` (an object), not both"
+                    .into(),
+            ));
+        }
+    };
+    let edit = crate::ops::edits::edit(&s.rt, &id, correction, req.note, &caller.actor()).await?;
+    Ok((axum::http::StatusCode::CREATED, Json(edit)).into_response())
+}
+
+/// Query of `GET /v1/edits`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EditsQuery {
+    status: Option<String>,
+    failure: Option<String>,
+}
+
+/// `GET /v1/edits?status=pending&failure=ID`: edits, newest first.
+pub async fn list_edits(
+    State(s): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    q: Result<Query<EditsQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    caller.require(Role::Operator)?;
+    let Query(q) =
+        q.map_err(|e| ApiError::BadRequest(format!("bad query string: {}", e.body_text())))?;
+    let status = q
+        .status
+        .as_deref()
+        .map(|st| {
+            serde_json::from_value(serde_json::Value::String(st.to_owned())).map_err(|_| {
+                ApiError::BadRequest(format!(
+                    "parameter `status`: `{st}` is not one of pending, approved, rejected, superseded"
+                ))
+            })
+        })
+        .transpose()?;
+    let edits = s
+        .store
+        .list_edits(status, q.failure.as_deref(), 100)
+        .await?;
+    Ok(Json(json!({"edits": edits})).into_response())
+}
+
+/// `POST /v1/edits/{id}/approve`: a second person approves; the edited replay runs.
+pub async fn approve_edit(
+    State(s): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    caller.require(Role::Approver)?;
+    let report = crate::ops::edits::approve(&s.rt, &id, &caller.actor()).await?;
+    Ok(Json(report).into_response())
+}
+
+/// `POST /v1/edits/{id}/reject` with `{"reason": …}`.
+pub async fn reject_edit(
+    State(s): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    body: Result<Json<DiscardRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    caller.require(Role::Approver)?;
+    let req = body_of(body)?;
+    if req.reason.trim().is_empty() {
+        return Err(ApiError::BadRequest(
+            "field `reason`: a rejection needs a reason".into(),
+        ));
+    }
+    crate::ops::edits::reject(&s.rt, &id, &caller.actor(), req.reason.trim()).await?;
+    Ok(Json(json!({"id": id, "status": "rejected"})).into_response())
+}

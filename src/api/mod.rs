@@ -127,6 +127,10 @@ fn operator_routes(state: ApiState) -> Router<ApiState> {
         .route("/v1/failures/replay", post(failures::replay))
         .route("/v1/failures/{id}", get(failures::show))
         .route("/v1/failures/{id}/discard", post(failures::discard))
+        .route("/v1/failures/{id}/edits", post(failures::create_edit))
+        .route("/v1/edits", get(failures::list_edits))
+        .route("/v1/edits/{id}/approve", post(failures::approve_edit))
+        .route("/v1/edits/{id}/reject", post(failures::reject_edit))
         .route("/v1/audit", get(failures::audit))
         .route_layer(axum::middleware::from_fn_with_state(
             state,

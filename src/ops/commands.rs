@@ -2,6 +2,7 @@
 //! create|list|revoke` and `xiezhi audit`. The CLI runs where the store's credentials are, so
 //! it shows personal data unmasked, and audits what it shows as the API does.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -55,6 +56,36 @@ pub enum FailuresCommand {
         id: String,
         #[arg(long)]
         reason: String,
+    },
+    /// Correct a failed record (JSON Patch or the whole record); it replays once a second
+    /// person approves it.
+    Edit {
+        id: String,
+        /// File with a JSON Patch (RFC 6902) against the record as `show` prints it (`-`: stdin).
+        #[arg(long, conflicts_with = "record", required_unless_present = "record")]
+        patch: Option<PathBuf>,
+        /// File with the whole edited record (`-`: stdin).
+        #[arg(long)]
+        record: Option<PathBuf>,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Approve someone else's edit; its replay runs now.
+    Approve { edit_id: String },
+    /// Reject someone else's edit.
+    Reject {
+        edit_id: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// List edits, newest first.
+    Edits {
+        /// pending, approved, rejected or superseded.
+        #[arg(long)]
+        status: Option<String>,
+        /// Edits of one failure.
+        #[arg(long)]
+        failure: Option<String>,
     },
 }
 
@@ -205,6 +236,60 @@ pub async fn failures(config: Config, cmd: FailuresCommand) -> anyhow::Result<i3
             }
             Ok(0)
         }
+        FailuresCommand::Edit {
+            id,
+            patch,
+            record,
+            note,
+        } => {
+            let correction = match (patch, record) {
+                (Some(p), None) => super::edits::Correction::Patch(
+                    serde_json::from_str(&read_arg_file(&p)?)
+                        .with_context(|| format!("{}: not a JSON Patch", p.display()))?,
+                ),
+                (None, Some(r)) => super::edits::Correction::Record(
+                    serde_json::from_str(&read_arg_file(&r)?)
+                        .with_context(|| format!("{}: not JSON", r.display()))?,
+                ),
+                _ => anyhow::bail!("give --patch FILE or --record FILE"),
+            };
+            let edit = super::edits::edit(&rt, &id, correction, note, &actor).await?;
+            println!("{}", serde_json::to_string_pretty(&edit)?);
+            eprintln!(
+                "edit {} is pending: another person with the approver role runs `xiezhi failures approve {}`",
+                edit.id, edit.id
+            );
+            Ok(0)
+        }
+        FailuresCommand::Approve { edit_id } => {
+            let cancel = CancellationToken::new();
+            let writers = rt.spawn_writers(&cancel);
+            let report = super::edits::approve(&rt, &edit_id, &actor).await;
+            cancel.cancel();
+            for w in writers {
+                w.await??;
+            }
+            let report = report?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(if report.resolved == 1 { 0 } else { 1 })
+        }
+        FailuresCommand::Reject { edit_id, reason } => {
+            if reason.trim().is_empty() {
+                anyhow::bail!("--reason: a rejection needs a reason");
+            }
+            super::edits::reject(&rt, &edit_id, &actor, reason.trim()).await?;
+            println!("rejected {edit_id}");
+            Ok(0)
+        }
+        FailuresCommand::Edits { status, failure } => {
+            let status = status
+                .map(|s| serde_json::from_value(serde_json::Value::String(s.clone())))
+                .transpose()
+                .context("--status: pending, approved, rejected or superseded")?;
+            let edits = rt.store.list_edits(status, failure.as_deref(), 100).await?;
+            println!("{}", serde_json::to_string_pretty(&edits)?);
+            Ok(0)
+        }
         FailuresCommand::Discard { id, reason } => {
             if reason.trim().is_empty() {
                 anyhow::bail!("--reason: a discard needs a reason");
@@ -224,6 +309,17 @@ pub async fn failures(config: Config, cmd: FailuresCommand) -> anyhow::Result<i3
                 }
             }
         }
+    }
+}
+
+/// A file named on the command line, or stdin for `-`.
+fn read_arg_file(path: &Path) -> anyhow::Result<String> {
+    if path.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).context("reading stdin")?;
+        Ok(s)
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
     }
 }
 

@@ -4,7 +4,9 @@
 //! ([`replay`]) and API tokens ([`tokens`]).
 
 pub mod commands;
+pub mod edits;
 pub mod filter;
+pub mod patch;
 pub mod replay;
 pub mod tokens;
 pub mod view;

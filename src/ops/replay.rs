@@ -37,6 +37,12 @@ const ID_PAGE: u32 = 5000;
 pub enum Target {
     Ids(Vec<String>),
     Filter(FailureFilter),
+    /// One failure with an approved edit: the edited record replaces the kept payload.
+    Edited {
+        id: String,
+        edit_id: String,
+        record: serde_json::Value,
+    },
 }
 
 /// How to replay.
@@ -116,6 +122,7 @@ pub async fn replay(
     };
     let (filter_json, total) = match &target {
         Target::Ids(ids) => (json!({"ids": ids}), ids.len() as i64),
+        Target::Edited { id, edit_id, .. } => (json!({"ids": [id], "edit": edit_id}), 1),
         Target::Filter(f) => (
             serde_json::to_value(f).unwrap_or_default(),
             match replayable(f) {
@@ -154,10 +161,11 @@ pub async fn replay(
     let reader = async {
         let mut pending: std::collections::VecDeque<String> = match &target {
             Target::Ids(ids) => ids.iter().cloned().collect(),
+            Target::Edited { id, .. } => [id.clone()].into(),
             Target::Filter(_) => Default::default(),
         };
         let mut after: Option<String> = None;
-        let mut ids_exhausted = matches!(target, Target::Ids(_));
+        let mut ids_exhausted = !matches!(target, Target::Filter(_));
         let mut unknown = 0i64;
         loop {
             if pending.len() < page_size
@@ -203,7 +211,14 @@ pub async fn replay(
     let normaliser = async {
         let mut page_no = 0u64;
         while let Some(rows) = page_rx.recv().await {
-            let jobs: Vec<Job> = rows.into_iter().map(|row| Job::new(rt, row)).collect();
+            let edited = match &target {
+                Target::Edited { record, .. } => Some(record.clone()),
+                _ => None,
+            };
+            let jobs: Vec<Job> = rows
+                .into_iter()
+                .map(|row| Job::new(rt, row, edited.clone()))
+                .collect();
             // Each page is a run of its own, so it can be resolved as soon as the store
             // ingested it, whichever writer took it and in whatever order.
             page_no += 1;
@@ -361,15 +376,51 @@ struct Job {
     /// The stream's format, records path and current normaliser (normalise-stage failures of a
     /// stream that still exists).
     stream: Option<(Format, String, Arc<StreamNormalizer>)>,
+    /// An approved edit's record, used instead of the kept payload.
+    edited: Option<serde_json::Value>,
 }
 
 impl Job {
-    fn new(rt: &Runtime, row: FailureRow) -> Job {
+    fn new(rt: &Runtime, row: FailureRow, edited: Option<serde_json::Value>) -> Job {
         let stream = (row.stage == Stage::Normalize)
             .then(|| rt.stream_normalizer(&row.connector, &row.stream))
             .flatten()
             .map(|(def, n)| (def.format, def.records.clone(), n));
-        Job { row, stream }
+        Job {
+            row,
+            stream,
+            edited,
+        }
+    }
+}
+
+/// The record a failure's replay starts from: the kept payload read again as its stream reads
+/// it (the upstream record), or the event for store and route failures. Edits patch this.
+pub fn original_record(rt: &Runtime, row: &FailureRow) -> Result<serde_json::Value, String> {
+    match row.stage {
+        Stage::Normalize => {
+            let (def, _) = rt
+                .stream_normalizer(&row.connector, &row.stream)
+                .ok_or_else(|| {
+                    format!(
+                        "connector `{}` has no stream `{}`",
+                        row.connector, row.stream
+                    )
+                })?;
+            page::reparse(
+                def.format,
+                &def.records,
+                &row.raw,
+                row.raw_context.as_deref(),
+            )
+            .map(|r| r.value)
+        }
+        Stage::Store | Stage::Route => serde_json::from_str(&row.raw)
+            .map_err(|e| format!("the kept event is not readable: {e}")),
+        Stage::Pull | Stage::Push => Err(format!(
+            "{} failures are not records one can edit",
+            row.stage.as_str()
+        )),
     }
 }
 
@@ -442,7 +493,15 @@ fn attempt(job: &Job, run_id: &str) -> Attempt {
                     row.normalized.clone(),
                 );
             };
-            let rec = match page::reparse(*format, records, &row.raw, row.raw_context.as_deref()) {
+            let reread = match &job.edited {
+                Some(v) => Ok(crate::normalize::RawRecord {
+                    raw: v.to_string(),
+                    value: v.clone(),
+                    context: None,
+                }),
+                None => page::reparse(*format, records, &row.raw, row.raw_context.as_deref()),
+            };
+            let rec = match reread {
                 Ok(r) => r,
                 Err(reason) => {
                     return Attempt::Fail(
@@ -461,7 +520,10 @@ fn attempt(job: &Job, run_id: &str) -> Attempt {
                 Outcome::Failure(f) => Attempt::Fail(f.errors, f.normalized),
             }
         }
-        Stage::Store | Stage::Route => match serde_json::from_str::<Event>(&row.raw) {
+        Stage::Store | Stage::Route => match job.edited.clone().map_or_else(
+            || serde_json::from_str::<Event>(&row.raw),
+            serde_json::from_value,
+        ) {
             Ok(mut ev) => {
                 // The event is sent again as it was; only its run changes, so this replay
                 // can tell when the store has ingested it.

@@ -246,6 +246,30 @@ pub trait Store: Send + Sync {
     /// A failure's history, oldest first.
     async fn failure_events(&self, id: &str) -> Result<Vec<ops::FailureEvent>>;
 
+    /// Appends one event to a failure's history without changing its status.
+    async fn append_failure_event(&self, id: &str, event: &ops::FailureEvent) -> Result<()>;
+
+    /// Stores a pending edit (`row.status` is ignored); earlier pending edits of the same
+    /// failure become superseded.
+    async fn create_edit(&self, row: &ops::EditRow) -> Result<()>;
+    async fn get_edit(&self, id: &str) -> Result<Option<ops::EditRow>>;
+    /// Edits, newest first, optionally of one status and one failure.
+    async fn list_edits(
+        &self,
+        status: Option<ops::EditStatus>,
+        failure_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ops::EditRow>>;
+    /// Decides a pending edit. Nobody decides their own edit: `false` when the edit is not
+    /// pending or `decided_by` is its editor.
+    async fn decide_edit(
+        &self,
+        id: &str,
+        to: ops::EditStatus,
+        decided_by: &str,
+        outcome: &Value,
+    ) -> Result<bool>;
+
     /// Appends to the audit log (which refuses updates and deletes); returns its number.
     async fn append_audit(&self, entry: &ops::NewAudit) -> Result<i64>;
     /// Audit entries after `after_seq`, oldest first.
@@ -1316,6 +1340,81 @@ pub(crate) mod testsuite {
         assert_eq!(log.len(), 2);
         assert_eq!(log[0].entry, entry("replay"));
         assert_eq!(store.list_audit(s1, 10).await.unwrap()[0].seq, s2);
+
+        // Edits: a newer one supersedes a pending one; nobody decides their own.
+        let edit = |id: &str, editor: &str| ops::EditRow {
+            id: id.into(),
+            failure_id: f3.id.clone(),
+            editor: editor.into(),
+            created_at: Utc::now(),
+            patch: Some(json!([{"op": "replace", "path": "/x", "value": 1}])),
+            edited: json!({"x": 1}),
+            note: Some("typo".into()),
+            status: ops::EditStatus::Pending,
+            decided_by: None,
+            decided_at: None,
+            outcome: None,
+        };
+        store.create_edit(&edit("e1", "token:alice")).await.unwrap();
+        store.create_edit(&edit("e2", "token:alice")).await.unwrap();
+        let e1 = store.get_edit("e1").await.unwrap().unwrap();
+        assert_eq!(e1.status, ops::EditStatus::Superseded);
+        let outcome = json!({"resolved": 1});
+        assert!(
+            !store
+                .decide_edit("e2", ops::EditStatus::Approved, "token:alice", &outcome)
+                .await
+                .unwrap(),
+            "four-eyes"
+        );
+        assert!(
+            store
+                .decide_edit("e2", ops::EditStatus::Approved, "token:bob", &outcome)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .decide_edit("e2", ops::EditStatus::Rejected, "token:carol", &outcome)
+                .await
+                .unwrap(),
+            "decided once"
+        );
+        let e2 = store.get_edit("e2").await.unwrap().unwrap();
+        assert_eq!(
+            (e2.status, e2.decided_by.as_deref(), e2.outcome.as_ref()),
+            (ops::EditStatus::Approved, Some("token:bob"), Some(&outcome))
+        );
+        assert_eq!(e2.patch, edit("e2", "x").patch);
+        let pending = store
+            .list_edits(Some(ops::EditStatus::Pending), Some(&f3.id), 10)
+            .await
+            .unwrap();
+        assert!(pending.is_empty());
+        assert_eq!(
+            store
+                .list_edits(None, Some(&f3.id), 10)
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
+        store
+            .append_failure_event(
+                &f3.id,
+                &ops::FailureEvent {
+                    at: Utc::now(),
+                    actor: "token:alice".into(),
+                    action: "edited".into(),
+                    detail: json!({"edit": "e2"}),
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            store.failure_events(&f3.id).await.unwrap()[0].action,
+            "edited"
+        );
 
         // Tokens: found by hash while unrevoked.
         let t = store

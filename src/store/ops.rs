@@ -120,6 +120,98 @@ pub struct TokenRow {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
+/// Where an edit stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EditStatus {
+    /// Waiting for a second person.
+    Pending,
+    /// Approved; its replay ran (see the outcome).
+    Approved,
+    Rejected,
+    /// A newer edit of the same failure replaced it before anyone decided.
+    Superseded,
+}
+
+impl EditStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EditStatus::Pending => "pending",
+            EditStatus::Approved => "approved",
+            EditStatus::Rejected => "rejected",
+            EditStatus::Superseded => "superseded",
+        }
+    }
+}
+
+/// An operator's correction of a failed record. The failure keeps its raw payload; the edit
+/// holds the patch as written and the edited record the replay will use.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EditRow {
+    pub id: String,
+    pub failure_id: String,
+    pub editor: String,
+    pub created_at: DateTime<Utc>,
+    /// The JSON Patch as given (absent when the whole record was given).
+    pub patch: Option<Value>,
+    pub edited: Value,
+    pub note: Option<String>,
+    pub status: EditStatus,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub outcome: Option<Value>,
+}
+
+/// An edit row as both backends select it: id, failure_id, editor, created µs, patch, edited,
+/// note, status, decided_by, decided µs, outcome.
+pub(crate) type EditTuple = (
+    String,
+    String,
+    String,
+    i64,
+    Option<String>,
+    String,
+    Option<String>,
+    String,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+);
+
+pub(crate) fn edit_from_tuple(t: EditTuple) -> super::Result<EditRow> {
+    let (
+        id,
+        failure_id,
+        editor,
+        created,
+        patch,
+        edited,
+        note,
+        status,
+        decided_by,
+        decided,
+        outcome,
+    ) = t;
+    let json = |ctx: &'static str, v: Option<String>| -> super::Result<Option<Value>> {
+        v.map(|s| super::parse_json(ctx, &s)).transpose()
+    };
+    Ok(EditRow {
+        created_at: super::time_from_micros("edit time", created)?,
+        patch: json("edit patch", patch)?,
+        edited: super::parse_json("edited record", &edited)?,
+        status: super::parse_name("edit status", &status)?,
+        decided_at: decided
+            .map(|d| super::time_from_micros("edit decision time", d))
+            .transpose()?,
+        outcome: json("edit outcome", outcome)?,
+        id,
+        failure_id,
+        editor,
+        note,
+        decided_by,
+    })
+}
+
 /// SQL spelling differences the shared failure query has to know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Dialect {

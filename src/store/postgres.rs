@@ -10,6 +10,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use serde_json::Value;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Postgres, Transaction};
@@ -42,6 +43,14 @@ const FAILURE_COLUMNS: &str = concat!(
     ", ",
     micros!("last_seen"),
     ", raw_context"
+);
+
+const EDIT_COLUMNS: &str = concat!(
+    "id, failure_id, editor, ",
+    micros!("created_at"),
+    ", patch::text, edited::text, note, status, decided_by, ",
+    micros!("decided_at"),
+    ", outcome::text"
 );
 
 /// The PostgreSQL-backed [`Store`]. Cloning is cheap (the pool is shared).
@@ -91,6 +100,11 @@ impl PgStore {
                 2,
                 "operators",
                 include_str!("../../migrations/postgres/0002_operators.sql"),
+            ),
+            (
+                3,
+                "edits",
+                include_str!("../../migrations/postgres/0003_edits.sql"),
             ),
         ])
     }
@@ -640,6 +654,106 @@ impl Store for PgStore {
                 })
             })
             .collect()
+    }
+
+    async fn append_failure_event(&self, id: &str, event: &ops::FailureEvent) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO failure_events (failure_id, at, actor, action, detail) \
+             VALUES ($1, to_timestamp($2::bigint / 1000000.0), $3, $4, $5::text::jsonb)",
+        )
+        .bind(id)
+        .bind(event.at.timestamp_micros())
+        .bind(&event.actor)
+        .bind(&event.action)
+        .bind(event.detail.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(query_err("appending failure history"))?;
+        Ok(())
+    }
+
+    async fn create_edit(&self, row: &ops::EditRow) -> Result<()> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(query_err("starting an edit"))?;
+        sqlx::query(
+            "UPDATE failure_edits SET status = 'superseded' WHERE failure_id = $1 AND status = 'pending'",
+        )
+        .bind(&row.failure_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(query_err("superseding earlier edits"))?;
+        sqlx::query(
+            "INSERT INTO failure_edits (id, failure_id, editor, created_at, patch, edited, note, status) \
+             VALUES ($1, $2, $3, to_timestamp($4::bigint / 1000000.0), $5::text::jsonb, $6::text::jsonb, $7, 'pending')",
+        )
+        .bind(&row.id)
+        .bind(&row.failure_id)
+        .bind(&row.editor)
+        .bind(row.created_at.timestamp_micros())
+        .bind(row.patch.as_ref().map(Value::to_string))
+        .bind(row.edited.to_string())
+        .bind(&row.note)
+        .execute(&mut *tx)
+        .await
+        .map_err(query_err("storing an edit"))?;
+        tx.commit().await.map_err(query_err("committing an edit"))?;
+        Ok(())
+    }
+
+    async fn get_edit(&self, id: &str) -> Result<Option<ops::EditRow>> {
+        let sql = format!("SELECT {EDIT_COLUMNS} FROM failure_edits WHERE id = $1");
+        let row: Option<ops::EditTuple> = sqlx::query_as(AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_err("reading an edit"))?;
+        row.map(ops::edit_from_tuple).transpose()
+    }
+
+    async fn list_edits(
+        &self,
+        status: Option<ops::EditStatus>,
+        failure_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ops::EditRow>> {
+        let sql = format!(
+            "SELECT {EDIT_COLUMNS} FROM failure_edits \
+             WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR failure_id = $2) \
+             ORDER BY created_at DESC, id DESC LIMIT $3"
+        );
+        let rows: Vec<ops::EditTuple> = sqlx::query_as(AssertSqlSafe(sql))
+            .bind(status.map(ops::EditStatus::as_str))
+            .bind(failure_id)
+            .bind(failure_limit(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_err("listing edits"))?;
+        rows.into_iter().map(ops::edit_from_tuple).collect()
+    }
+
+    async fn decide_edit(
+        &self,
+        id: &str,
+        to: ops::EditStatus,
+        decided_by: &str,
+        outcome: &Value,
+    ) -> Result<bool> {
+        let n = sqlx::query(
+            "UPDATE failure_edits SET status = $2, decided_by = $3, decided_at = now(), \
+               outcome = $4::text::jsonb \
+             WHERE id = $1 AND status = 'pending' AND editor <> $3",
+        )
+        .bind(id)
+        .bind(to.as_str())
+        .bind(decided_by)
+        .bind(outcome.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(query_err("deciding an edit"))?;
+        Ok(n.rows_affected() == 1)
     }
 
     async fn append_audit(&self, entry: &ops::NewAudit) -> Result<i64> {

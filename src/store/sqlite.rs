@@ -39,6 +39,9 @@ const READERS: u32 = 4;
 const FAILURE_COLUMNS: &str = "id, stage, connector, stream, record_type, natural_key, upstream_id, raw, normalized, \
      errors, lineage, attempts, status, first_seen, last_seen, raw_context";
 
+const EDIT_COLUMNS: &str = "id, failure_id, editor, created_at, patch, edited, note, status, decided_by, \
+     decided_at, outcome";
+
 /// The SQLite-backed [`Store`]. Cloning is cheap (the pools are shared).
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
@@ -177,6 +180,11 @@ impl SqliteStore {
                 3,
                 "operators",
                 include_str!("../../migrations/sqlite/0003_operators.sql"),
+            ),
+            (
+                4,
+                "edits",
+                include_str!("../../migrations/sqlite/0004_edits.sql"),
             ),
         ])
     }
@@ -786,6 +794,105 @@ impl Store for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    async fn append_failure_event(&self, id: &str, event: &ops::FailureEvent) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO failure_events (failure_id, at, actor, action, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .bind(id)
+        .bind(event.at.timestamp_micros())
+        .bind(&event.actor)
+        .bind(&event.action)
+        .bind(event.detail.to_string())
+        .execute(&self.writer)
+        .await
+        .map_err(query_err("appending failure history"))?;
+        Ok(())
+    }
+
+    async fn create_edit(&self, row: &ops::EditRow) -> Result<()> {
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(query_err("starting an edit"))?;
+        sqlx::query(
+            "UPDATE failure_edits SET status = 'superseded' WHERE failure_id = ?1 AND status = 'pending'",
+        )
+        .bind(&row.failure_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(query_err("superseding earlier edits"))?;
+        sqlx::query(
+            "INSERT INTO failure_edits (id, failure_id, editor, created_at, patch, edited, note, status) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending')",
+        )
+        .bind(&row.id)
+        .bind(&row.failure_id)
+        .bind(&row.editor)
+        .bind(row.created_at.timestamp_micros())
+        .bind(row.patch.as_ref().map(Value::to_string))
+        .bind(row.edited.to_string())
+        .bind(&row.note)
+        .execute(&mut *tx)
+        .await
+        .map_err(query_err("storing an edit"))?;
+        tx.commit().await.map_err(query_err("committing an edit"))?;
+        Ok(())
+    }
+
+    async fn get_edit(&self, id: &str) -> Result<Option<ops::EditRow>> {
+        let sql = format!("SELECT {EDIT_COLUMNS} FROM failure_edits WHERE id = ?1");
+        let row: Option<ops::EditTuple> = sqlx::query_as(AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(query_err("reading an edit"))?;
+        row.map(ops::edit_from_tuple).transpose()
+    }
+
+    async fn list_edits(
+        &self,
+        status: Option<ops::EditStatus>,
+        failure_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<ops::EditRow>> {
+        let sql = format!(
+            "SELECT {EDIT_COLUMNS} FROM failure_edits \
+             WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR failure_id = ?2) \
+             ORDER BY created_at DESC, id DESC LIMIT ?3"
+        );
+        let rows: Vec<ops::EditTuple> = sqlx::query_as(AssertSqlSafe(sql))
+            .bind(status.map(ops::EditStatus::as_str))
+            .bind(failure_id)
+            .bind(failure_limit(limit))
+            .fetch_all(&self.readers)
+            .await
+            .map_err(query_err("listing edits"))?;
+        rows.into_iter().map(ops::edit_from_tuple).collect()
+    }
+
+    async fn decide_edit(
+        &self,
+        id: &str,
+        to: ops::EditStatus,
+        decided_by: &str,
+        outcome: &Value,
+    ) -> Result<bool> {
+        let n = sqlx::query(
+            "UPDATE failure_edits SET status = ?2, decided_by = ?3, decided_at = ?4, outcome = ?5 \
+             WHERE id = ?1 AND status = 'pending' AND editor <> ?3",
+        )
+        .bind(id)
+        .bind(to.as_str())
+        .bind(decided_by)
+        .bind(now_micros())
+        .bind(outcome.to_string())
+        .execute(&self.writer)
+        .await
+        .map_err(query_err("deciding an edit"))?;
+        Ok(n.rows_affected() == 1)
     }
 
     async fn append_audit(&self, entry: &ops::NewAudit) -> Result<i64> {

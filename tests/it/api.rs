@@ -373,6 +373,190 @@ async fn records_stats_and_failures_are_served() {
         "upstream withdrew the record"
     );
 
+    // Four-eyes: an edited replay runs only once a second person with the approver role
+    // approves it.
+    let (approver_a, _) = tokens::create(store, "it-approver-a", Role::Approver)
+        .await
+        .expect("approver token");
+    let (approver_b, _) = tokens::create(store, "it-approver-b", Role::Approver)
+        .await
+        .expect("approver token");
+    let candidates: serde_json::Value = get(
+        "/v1/failures?connector=credit-platform&stream=penalties&code=USCC_CHECK_DIGIT&status=open&limit=100",
+        &operator,
+    )
+    .send()
+    .await
+    .expect("candidates")
+    .json()
+    .await
+    .expect("json");
+    // A failure whose only problem is the party's credit code check digit: the edit fixes it.
+    let (target, fixed) = candidates["failures"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter(|f| {
+            f["errors"]
+                .as_array()
+                .is_some_and(|e| e.len() == 1 && e[0]["path"] == "/party/uscc")
+        })
+        .find_map(|f| {
+            let raw: serde_json::Value = serde_json::from_str(f["raw"].as_str()?).ok()?;
+            let bad = raw["CF_XDR_SHXYM"].as_str()?;
+            let first17 = bad.get(..17)?;
+            let c = xiezhi::domain::Uscc::check_char(first17)?;
+            Some((f["id"].as_str()?.to_owned(), format!("{first17}{c}")))
+        })
+        .expect("a failure with a fixable credit code");
+    let edit_by = |token: &str| {
+        http.post(format!("{}/v1/failures/{target}/edits", app.base))
+            .bearer_auth(token)
+            .json(&serde_json::json!({
+                "patch": [{"op": "replace", "path": "/CF_XDR_SHXYM", "value": fixed}],
+                "note": "check digit typed wrong upstream"
+            }))
+    };
+    let approve = |edit: &str, token: &str| {
+        http.post(format!("{}/v1/edits/{edit}/approve", app.base))
+            .bearer_auth(token)
+    };
+    let r = edit_by(&viewer).send().await.expect("edit");
+    assert_eq!(r.status(), 403, "viewers do not edit");
+    let first: serde_json::Value = edit_by(&operator)
+        .send()
+        .await
+        .expect("edit")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(first["status"], "pending");
+    let first_id = first["id"].as_str().expect("edit id").to_owned();
+    assert_eq!(
+        approve(&first_id, &operator)
+            .send()
+            .await
+            .expect("approve")
+            .status(),
+        403,
+        "operators do not approve"
+    );
+    let own: serde_json::Value = edit_by(&approver_a)
+        .send()
+        .await
+        .expect("edit")
+        .json()
+        .await
+        .expect("json");
+    let own_id = own["id"].as_str().expect("edit id").to_owned();
+    let refused = approve(&own_id, &approver_a)
+        .send()
+        .await
+        .expect("approve own");
+    assert_eq!(refused.status(), 403, "nobody approves their own edit");
+    let body: serde_json::Value = refused.json().await.expect("json");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("four-eyes")
+    );
+    let superseded = approve(&first_id, &approver_b)
+        .send()
+        .await
+        .expect("approve old");
+    assert_eq!(superseded.status(), 409, "a newer edit replaced the first");
+    let not_run: serde_json::Value = get(&format!("/v1/failures/{target}"), &operator)
+        .send()
+        .await
+        .expect("detail")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        not_run["failure"]["status"], "open",
+        "no replay ran without a second person"
+    );
+
+    let report: serde_json::Value = approve(&own_id, &approver_b)
+        .send()
+        .await
+        .expect("approve")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        (report["passed"].as_i64(), report["resolved"].as_i64()),
+        (Some(1), Some(1)),
+        "{report}"
+    );
+    let done: serde_json::Value = get(&format!("/v1/failures/{target}"), &operator)
+        .send()
+        .await
+        .expect("detail")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(done["failure"]["status"], "resolved");
+    assert_eq!(
+        done["failure"]["raw"], not_run["failure"]["raw"],
+        "the original payload is kept"
+    );
+    let stored = running
+        .rt
+        .store
+        .keys(xiezhi::record::RecordType::Penalty)
+        .await
+        .expect("keys");
+    let key = not_run["failure"]["natural_key"]
+        .as_str()
+        .expect("natural key");
+    assert!(
+        stored.iter().any(|k| k == key),
+        "the edited penalty {key} is in the store"
+    );
+    let rec: serde_json::Value = http
+        .get(format!(
+            "{}/v1/records/penalty/{}",
+            app.base,
+            percent_encoding::utf8_percent_encode(key, percent_encoding::NON_ALPHANUMERIC)
+        ))
+        .send()
+        .await
+        .expect("record")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(rec["data"]["party"]["uscc"], fixed.as_str());
+    let audit: serde_json::Value = get("/v1/audit?limit=1000", &operator)
+        .send()
+        .await
+        .expect("audit")
+        .json()
+        .await
+        .expect("json");
+    let acts: Vec<(String, String)> = audit["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| {
+            (
+                e["actor"].as_str().unwrap_or_default().to_owned(),
+                e["action"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    for expected in [
+        ("token:it-approver-a", "edit"),
+        ("token:it-approver-a", "approve.refused"),
+        ("token:it-approver-b", "approve"),
+    ] {
+        assert!(
+            acts.iter().any(|(a, b)| a == expected.0 && b == expected.1),
+            "{expected:?} not in the audit log: {acts:?}"
+        );
+    }
+
     app.cancel.cancel();
     running.stop().await;
     sims.shutdown().await;
