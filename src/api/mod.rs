@@ -7,6 +7,7 @@
 //! the handlers.
 
 pub mod auth;
+pub mod console;
 pub mod failures;
 
 use std::sync::Arc;
@@ -109,13 +110,41 @@ pub fn router(state: ApiState) -> Router {
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .route("/v1/stats", get(stats))
+        .route("/v1/openapi.json", get(openapi))
         .route("/v1/records/{type}/{key}", get(record))
         .route("/v1/records/{type}/{key}/history", get(history))
         .merge(operator_routes(state.clone()))
+        .merge(console_routes(state.clone()))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// The web console: sign-in is open, every other page needs a session.
+fn console_routes(state: ApiState) -> Router<ApiState> {
+    let pages = Router::new()
+        .route("/console", get(console::failures))
+        .route("/console/failures/{id}", get(console::failure))
+        .route("/console/failures/{id}/replay", post(console::replay_one))
+        .route("/console/failures/{id}/discard", post(console::discard))
+        .route("/console/failures/{id}/edit", post(console::edit))
+        .route("/console/replay", post(console::replay_filter))
+        .route("/console/edits", get(console::edits_page))
+        .route("/console/edits/{id}/approve", post(console::approve))
+        .route("/console/edits/{id}/reject", post(console::reject))
+        .route("/console/audit", get(console::audit))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state,
+            console::require_session,
+        ));
+    Router::new()
+        .route(
+            "/console/login",
+            get(console::login_form).post(console::login),
+        )
+        .route("/console/logout", post(console::logout))
+        .merge(pages)
 }
 
 /// The operators' routes: every one needs a token (401 without), and each handler checks the
@@ -136,6 +165,17 @@ fn operator_routes(state: ApiState) -> Router<ApiState> {
             state,
             auth::require_token,
         ))
+}
+
+/// The OpenAPI document of this API (`docs/openapi.json`, built in).
+pub const OPENAPI: &str = include_str!("../../docs/openapi.json");
+
+async fn openapi() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
+        .into_response()
 }
 
 async fn readyz(State(s): State<ApiState>) -> Response {
@@ -195,4 +235,55 @@ pub async fn serve(
         .with_graceful_shutdown(async move { cancel.cancelled().await })
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every route the router serves is in the OpenAPI document with its method, and nothing
+    /// the document promises is missing from the router.
+    #[test]
+    fn the_openapi_document_lists_every_route() {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).expect("OpenAPI is JSON");
+        let documented: Vec<(String, String)> = doc["paths"]
+            .as_object()
+            .expect("paths")
+            .iter()
+            .flat_map(|(p, ops)| {
+                ops.as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(move |(m, _)| (m.to_uppercase(), p.clone()))
+            })
+            .collect();
+        let source = include_str!("mod.rs");
+        let mut served = Vec::new();
+        for line in source.lines().map(str::trim) {
+            let Some(rest) = line.strip_prefix(".route(\"") else {
+                continue;
+            };
+            let Some((path, handlers)) = rest.split_once('"') else {
+                continue;
+            };
+            if !path.starts_with("/v1")
+                && !path.starts_with("/healthz")
+                && !path.starts_with("/readyz")
+            {
+                continue;
+            }
+            for m in ["get", "post"] {
+                if handlers.contains(&format!("{m}(")) {
+                    served.push((m.to_uppercase(), path.to_owned()));
+                }
+            }
+        }
+        assert!(served.len() >= 15, "{served:?}");
+        for s in &served {
+            assert!(documented.contains(s), "{s:?} is served but not documented");
+        }
+        for d in &documented {
+            assert!(served.contains(d), "{d:?} is documented but not served");
+        }
+    }
 }

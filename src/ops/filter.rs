@@ -170,6 +170,28 @@ impl FailureQuery {
         })
     }
 
+    /// The query with blank parameters dropped: an HTML form sends every field, filled or not.
+    pub fn without_blanks(mut self) -> FailureQuery {
+        for v in [
+            &mut self.connector,
+            &mut self.stream,
+            &mut self.record_type,
+            &mut self.stage,
+            &mut self.code,
+            &mut self.status,
+            &mut self.since,
+            &mut self.until,
+            &mut self.q,
+            &mut self.after,
+            &mut self.limit,
+        ] {
+            if v.as_deref().is_some_and(|s| s.trim().is_empty()) {
+                *v = None;
+            }
+        }
+        self
+    }
+
     /// The query as JSON, for the audit log (absent parameters left out).
     pub fn to_json(&self) -> Value {
         serde_json::to_value(self).unwrap_or(Value::Null)

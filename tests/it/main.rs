@@ -5,6 +5,7 @@ mod helpers;
 
 mod api;
 mod config_errors;
+mod console;
 mod operators;
 mod pipeline;
 mod process;
