@@ -40,6 +40,15 @@ impl Caller {
     pub fn sees_personal_data(&self) -> bool {
         self.role.allows(Role::Operator)
     }
+
+    /// The caller as a reader of failures, through `via` (`api` or `console`).
+    pub fn reader(&self, via: &'static str) -> crate::ops::view::Reader {
+        crate::ops::view::Reader {
+            actor: self.actor(),
+            sees_personal_data: self.sees_personal_data(),
+            via,
+        }
+    }
 }
 
 /// The middleware: authenticates the bearer token and stores the [`Caller`] in the request.

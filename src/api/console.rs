@@ -18,8 +18,8 @@ use crate::ops::edits::{self, Correction};
 use crate::ops::filter::FailureQuery;
 use crate::ops::replay::{self, ReplayReport, ReplaySettings, Target};
 use crate::ops::tokens;
-use crate::ops::view::mask_failure;
-use crate::store::ops::{NewAudit, Role};
+use crate::ops::view::present;
+use crate::store::ops::Role;
 use crate::store::{FailureRow, status_name};
 
 const COOKIE: &str = "xiezhi_console";
@@ -239,20 +239,18 @@ pub async fn failures(
         Err(e) => return error_page(&caller, StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
     let mut rows = rows;
-    if caller.sees_personal_data() {
-        let _ = s
-            .store
-            .append_audit(&NewAudit {
-                actor: caller.actor(),
-                action: "failures.list".into(),
-                target: None,
-                filter: q.to_json(),
-                count: rows.len() as i64,
-                outcome: json!({"masked": false, "via": "console"}),
-            })
-            .await;
-    } else {
-        rows.iter_mut().for_each(|r| mask_failure(&s.rt.schema, r));
+    if let Err(e) = present(
+        s.store.as_ref(),
+        &s.rt.schema,
+        &caller.reader("console"),
+        "failures.list",
+        None,
+        q.to_json(),
+        &mut rows,
+    )
+    .await
+    {
+        return error_page(&caller, StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
     }
     let mut body = filter_form(&q);
     body.push_str(&format!("<h2>{total} failures by error code</h2><table id=\"counts\"><tr><th>Connector</th><th>Code</th><th>Failures</th></tr>"));
@@ -366,20 +364,18 @@ pub async fn failure(
     };
     let history = s.store.failure_events(&id).await.unwrap_or_default();
     let mut row: FailureRow = row;
-    if caller.sees_personal_data() {
-        let _ = s
-            .store
-            .append_audit(&NewAudit {
-                actor: caller.actor(),
-                action: "failures.show".into(),
-                target: Some(id.clone()),
-                filter: json!({}),
-                count: 1,
-                outcome: json!({"masked": false, "via": "console"}),
-            })
-            .await;
-    } else {
-        mask_failure(&s.rt.schema, &mut row);
+    if let Err(e) = present(
+        s.store.as_ref(),
+        &s.rt.schema,
+        &caller.reader("console"),
+        "failures.show",
+        Some(id.clone()),
+        json!({}),
+        std::slice::from_mut(&mut row),
+    )
+    .await
+    {
+        return error_page(&caller, StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
     }
     let mut body = String::new();
     if let Some(msg) = m.msg {

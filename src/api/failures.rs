@@ -14,10 +14,10 @@ use super::auth::Caller;
 use super::{ApiError, ApiState};
 use crate::ops::filter::FailureQuery;
 use crate::ops::replay::{self, ReplaySettings, Target};
-use crate::ops::view::mask_failure;
-use crate::store::ops::{NewAudit, Role};
+use crate::ops::view::present;
+use crate::store::ops::Role;
 
-fn query_of(q: Result<Query<FailureQuery>, QueryRejection>) -> Result<FailureQuery, ApiError> {
+pub(crate) fn query_of<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     q.map(|Query(q)| q)
         .map_err(|e| ApiError::BadRequest(format!("bad query string: {}", e.body_text())))
 }
@@ -42,22 +42,16 @@ pub async fn list(
     let next = (rows.len() == filter.limit as usize)
         .then(|| rows.last().map(|r| r.id.clone()))
         .flatten();
-    if caller.sees_personal_data() {
-        s.store
-            .append_audit(&NewAudit {
-                actor: caller.actor(),
-                action: "failures.list".into(),
-                target: None,
-                filter: q.to_json(),
-                count: rows.len() as i64,
-                outcome: json!({"masked": false}),
-            })
-            .await?;
-    } else {
-        for r in &mut rows {
-            mask_failure(&s.rt.schema, r);
-        }
-    }
+    present(
+        s.store.as_ref(),
+        &s.rt.schema,
+        &caller.reader("api"),
+        "failures.list",
+        None,
+        q.to_json(),
+        &mut rows,
+    )
+    .await?;
     Ok(Json(json!({"failures": rows, "next_after": next})).into_response())
 }
 
@@ -88,20 +82,16 @@ pub async fn show(
         return Err(ApiError::NotFound(format!("no failure with id `{id}`")));
     };
     let history = s.store.failure_events(&id).await?;
-    if caller.sees_personal_data() {
-        s.store
-            .append_audit(&NewAudit {
-                actor: caller.actor(),
-                action: "failures.show".into(),
-                target: Some(id.clone()),
-                filter: json!({}),
-                count: 1,
-                outcome: json!({"masked": false}),
-            })
-            .await?;
-    } else {
-        mask_failure(&s.rt.schema, &mut row);
-    }
+    present(
+        s.store.as_ref(),
+        &s.rt.schema,
+        &caller.reader("api"),
+        "failures.show",
+        Some(id.clone()),
+        json!({}),
+        std::slice::from_mut(&mut row),
+    )
+    .await?;
     Ok(Json(json!({"failure": row, "history": history})).into_response())
 }
 
@@ -211,8 +201,7 @@ pub async fn audit(
     q: Result<Query<AuditQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     caller.require(Role::Operator)?;
-    let Query(q) =
-        q.map_err(|e| ApiError::BadRequest(format!("bad query string: {}", e.body_text())))?;
+    let q = query_of(q)?;
     let after = match q.after.as_deref() {
         None => 0,
         Some(a) => a.parse::<i64>().map_err(|_| {
@@ -295,8 +284,7 @@ pub async fn list_edits(
     q: Result<Query<EditsQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     caller.require(Role::Operator)?;
-    let Query(q) =
-        q.map_err(|e| ApiError::BadRequest(format!("bad query string: {}", e.body_text())))?;
+    let q = query_of(q)?;
     let status = q
         .status
         .as_deref()

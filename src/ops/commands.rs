@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::filter::FailureQuery;
 use super::replay::{self, ReplaySettings, Target};
+use super::view::present;
 use crate::config::Config;
 use crate::pipeline::Runtime;
 use crate::store::ops::{NewAudit, Role};
@@ -119,14 +120,15 @@ pub async fn failures(config: Config, cmd: FailuresCommand) -> anyhow::Result<i3
     match cmd {
         FailuresCommand::List { filter, json } => {
             let f = filter.parse(Utc::now())?;
-            let rows = rt.store.list_failures(&f).await?;
-            audit_read(
-                &rt,
-                &actor,
+            let mut rows = rt.store.list_failures(&f).await?;
+            present(
+                rt.store.as_ref(),
+                &rt.schema,
+                &cli_reader(&actor),
                 "failures.list",
                 None,
                 filter.to_json(),
-                rows.len(),
+                &mut rows,
             )
             .await?;
             if json {
@@ -137,12 +139,21 @@ pub async fn failures(config: Config, cmd: FailuresCommand) -> anyhow::Result<i3
             Ok(0)
         }
         FailuresCommand::Show { id } => {
-            let Some(row) = rt.store.get_failure(&id).await? else {
+            let Some(mut row) = rt.store.get_failure(&id).await? else {
                 eprintln!("no failure with id `{id}`");
                 return Ok(2);
             };
             let history = rt.store.failure_events(&id).await?;
-            audit_read(&rt, &actor, "failures.show", Some(id), json!({}), 1).await?;
+            present(
+                rt.store.as_ref(),
+                &rt.schema,
+                &cli_reader(&actor),
+                "failures.show",
+                Some(id.clone()),
+                json!({}),
+                std::slice::from_mut(&mut row),
+            )
+            .await?;
             println!(
                 "{}",
                 serde_json::to_string_pretty(&json!({"failure": row, "history": history}))?
@@ -323,26 +334,13 @@ fn read_arg_file(path: &Path) -> anyhow::Result<String> {
     }
 }
 
-async fn audit_read(
-    rt: &Runtime,
-    actor: &str,
-    action: &str,
-    target: Option<String>,
-    filter: serde_json::Value,
-    count: usize,
-) -> anyhow::Result<()> {
-    rt.store
-        .append_audit(&NewAudit {
-            actor: actor.to_owned(),
-            action: action.to_owned(),
-            target,
-            filter,
-            count: count as i64,
-            outcome: json!({"masked": false}),
-        })
-        .await
-        .context("writing the audit log")?;
-    Ok(())
+/// The CLI runs where the store's credentials are: it reads unmasked, and is audited.
+fn cli_reader(actor: &str) -> super::view::Reader {
+    super::view::Reader {
+        actor: actor.to_owned(),
+        sees_personal_data: true,
+        via: "cli",
+    }
 }
 
 fn print_list(rows: &[FailureRow]) {

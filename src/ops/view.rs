@@ -3,8 +3,48 @@
 //! and the error messages by the values masked there, and, as a last line of defence, anything
 //! that looks like a resident ID number or a mobile number.
 
+use serde_json::{Value, json};
+
 use crate::schema::{SchemaRegistry, mask_free_text, mask_record};
-use crate::store::FailureRow;
+use crate::store::ops::NewAudit;
+use crate::store::{FailureRow, Store, StoreError};
+
+/// Who reads failures, through which interface.
+pub struct Reader {
+    pub actor: String,
+    /// Operators and above see personal data; viewers see it masked.
+    pub sees_personal_data: bool,
+    /// `api`, `console` or `cli`.
+    pub via: &'static str,
+}
+
+/// Prepares failures for a reader: an unmasked read of personal data is audited (who, what,
+/// which filter or id, how many); a viewer's rows are masked instead.
+pub async fn present(
+    store: &dyn Store,
+    schema: &SchemaRegistry,
+    reader: &Reader,
+    action: &str,
+    target: Option<String>,
+    filter: Value,
+    rows: &mut [FailureRow],
+) -> Result<(), StoreError> {
+    if reader.sees_personal_data {
+        store
+            .append_audit(&NewAudit {
+                actor: reader.actor.clone(),
+                action: action.to_owned(),
+                target,
+                filter,
+                count: rows.len() as i64,
+                outcome: json!({"masked": false, "via": reader.via}),
+            })
+            .await?;
+    } else {
+        rows.iter_mut().for_each(|r| mask_failure(schema, r));
+    }
+    Ok(())
+}
 
 /// Masks a failure's personal data in place.
 pub fn mask_failure(schema: &SchemaRegistry, row: &mut FailureRow) {

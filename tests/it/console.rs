@@ -200,7 +200,7 @@ async fn an_operator_finds_dry_runs_and_replays_a_failure_in_the_browser() {
         .await
         .expect("truth");
     broken.stop().await;
-    std::fs::write(&file, text).expect("fix");
+    edit_file(&file, bad, good);
     let running = Running::start(config.clone()).await;
     let key = truths
         .values()

@@ -2,7 +2,7 @@
 //! names unique per test, and the configuration that points xiezhi at them.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use sqlx::Connection;
@@ -217,4 +217,25 @@ pub fn assert_reconciled(rec: &Reconciliation) {
         rec.sources.values().map(|s| s.invalid).sum::<usize>() > 0,
         "the simulators produced no invalid records to check"
     );
+}
+
+/// A copy of the shipped connector files in a fresh directory.
+pub fn copy_connectors() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("xiezhi-it-connectors-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("connector dir");
+    for entry in std::fs::read_dir(repo_dir().join("connectors")).expect("connectors") {
+        let p = entry.expect("entry").path();
+        std::fs::copy(&p, dir.join(p.file_name().expect("file name"))).expect("copy");
+    }
+    dir
+}
+
+pub fn edit_file(file: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(file).expect("read connector");
+    assert!(
+        text.contains(from),
+        "{} no longer holds `{from}`",
+        file.display()
+    );
+    std::fs::write(file, text.replace(from, to)).expect("write connector");
 }

@@ -3,7 +3,6 @@
 //! a replay that is killed with SIGKILL half-way, replays again, and the store reconciles with
 //! the simulators' truth — nothing lost, nothing twice — with every step in the audit log.
 
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -13,27 +12,6 @@ use xiezhi::store::{FailureFilter, FailureStatus};
 
 const GOOD_DATE: &str = r#"inspected_on = { from = "检查日期", date = "%Y%m%d" }"#;
 const BAD_DATE: &str = r#"inspected_on = { from = "检查日期", date = "%Y-%m-%d" }"#;
-
-/// A copy of the shipped connector files in a fresh directory.
-fn copy_connectors() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("xiezhi-it-connectors-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).expect("connector dir");
-    for entry in std::fs::read_dir(repo_dir().join("connectors")).expect("connectors") {
-        let p = entry.expect("entry").path();
-        std::fs::copy(&p, dir.join(p.file_name().expect("file name"))).expect("copy");
-    }
-    dir
-}
-
-fn edit(file: &Path, from: &str, to: &str) {
-    let text = std::fs::read_to_string(file).expect("read connector");
-    assert!(
-        text.contains(from),
-        "{} no longer holds `{from}`",
-        file.display()
-    );
-    std::fs::write(file, text.replace(from, to)).expect("write connector");
-}
 
 fn results_filter() -> FailureFilter {
     FailureFilter {
@@ -52,7 +30,7 @@ async fn a_mapping_fix_and_a_replay_killed_half_way_store_every_failed_record_on
     let connectors = copy_connectors();
     let double_random = connectors.join("double-random.toml");
     // The operator's colleague "tidied" the date format of the CSV results stream.
-    edit(&double_random, GOOD_DATE, BAD_DATE);
+    edit_file(&double_random, GOOD_DATE, BAD_DATE);
     let mut config = broker_config(&sims, &db);
     config.connectors_dir = connectors.clone();
 
@@ -93,7 +71,7 @@ async fn a_mapping_fix_and_a_replay_killed_half_way_store_every_failed_record_on
 
     // The fix, then a dry run with the fixed definitions: the valid ones would pass, and
     // nothing changes.
-    edit(&double_random, BAD_DATE, GOOD_DATE);
+    edit_file(&double_random, BAD_DATE, GOOD_DATE);
     let fixed = Running::start(config.clone()).await;
     let open_before = db
         .count("SELECT count(*) FROM failures WHERE status = 'open'")
