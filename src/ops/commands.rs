@@ -49,6 +49,9 @@ pub enum FailuresCommand {
         /// At most this many records per second (0: unlimited).
         #[arg(long, default_value_t = 0)]
         rate: u32,
+        /// Failures read, normalised and sent per step.
+        #[arg(long, default_value_t = 1000)]
+        page_size: u32,
         #[arg(long)]
         json: bool,
     },
@@ -183,6 +186,7 @@ pub async fn failures(config: Config, cmd: FailuresCommand) -> anyhow::Result<i3
             filter,
             dry_run,
             rate,
+            page_size,
             json,
         } => {
             let target = if ids.is_empty() {
@@ -201,8 +205,8 @@ pub async fn failures(config: Config, cmd: FailuresCommand) -> anyhow::Result<i3
             let settings = ReplaySettings {
                 dry_run,
                 rate_per_sec: rate,
+                page_size: page_size.max(1),
                 actor,
-                ..Default::default()
             };
             let bar = indicatif::ProgressBar::new(0);
             bar.set_style(

@@ -2,11 +2,11 @@
 //! *current* connector definitions and schema, so a mapping fix in `connectors/` clears a whole
 //! class of failures at once.
 //!
-//! A failure passes through three statuses: `open` → `replayed` (it passed and the bus confirmed
-//! it) → `resolved` (the store ingested it). Every step is idempotent: the store writes by
-//! natural key and content hash, and a status only moves from the statuses it expects, so a
-//! replay killed half-way and run again, or two operators replaying at once, end in the same
-//! state as one clean run.
+//! A failure that passes goes from `open` to `resolved` once the store ingested it (its page's
+//! run is counted), or to `replayed` when the bus confirmed it but no store writer took it in
+//! time. Every step is idempotent: the store writes by natural key and content hash, and a status
+//! only moves from the statuses it expects, so a replay killed half-way and run again, or two
+//! operators replaying at once, end in the same state as one clean run.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -251,21 +251,11 @@ pub async fn replay(
             if !settings.dry_run {
                 rt.store.begin_run(&page.run).await?;
                 publish(rt, &page.run, page.passing).await?;
-                let moved = rt
-                    .store
-                    .set_failure_status(
-                        &page.passing_ids,
-                        &REPLAYABLE,
-                        FailureStatus::Replayed,
-                        &FailureEvent {
-                            at: Utc::now(),
-                            actor: settings.actor.clone(),
-                            action: "replayed".into(),
-                            detail: json!({"run": run_id}),
-                        },
-                    )
-                    .await?;
-                unresolved.push_back((page.run, moved));
+                // No status write yet: the page is usually stored within milliseconds, and one
+                // update (to resolved) per failure halves what a replay costs the database. A
+                // replay killed before that leaves the failures open, and the next one sends
+                // them again (the store's writes are idempotent).
+                unresolved.push_back((page.run, page.passing_ids));
                 record_still_failing(rt, &run_id, page.failing).await?;
                 // Resolve the pages the store has finished with, oldest first, without waiting.
                 while let Some((run, _)) = unresolved.front() {
@@ -289,8 +279,27 @@ pub async fn replay(
             });
             pace(settings.rate_per_sec, n as usize, step_started.elapsed()).await;
         }
-        for (run, ids) in unresolved {
-            rt.wait_ingested(&run, || {}).await?;
+        while let Some((run, ids)) = unresolved.pop_front() {
+            if let Err(e) = rt.wait_ingested(&run, || {}).await {
+                // The broker has them but no store writer took them: say so in their status,
+                // and leave them for the next replay to finish.
+                for (run, ids) in std::iter::once((run, ids)).chain(unresolved.drain(..)) {
+                    rt.store
+                        .set_failure_status(
+                            &ids,
+                            &REPLAYABLE,
+                            FailureStatus::Replayed,
+                            &FailureEvent {
+                                at: Utc::now(),
+                                actor: settings.actor.clone(),
+                                action: "replayed".into(),
+                                detail: json!({"run": run, "stored": false}),
+                            },
+                        )
+                        .await?;
+                }
+                return Err(e);
+            }
             resolved += resolve(rt, &run, &ids, &settings.actor).await?;
         }
         report.resolved = resolved;
@@ -330,13 +339,13 @@ async fn resolve(rt: &Runtime, run: &str, ids: &[String], actor: &str) -> anyhow
         .store
         .set_failure_status(
             ids,
-            &[FailureStatus::Replayed],
+            &REPLAYABLE,
             FailureStatus::Resolved,
             &FailureEvent {
                 at: Utc::now(),
                 actor: actor.to_owned(),
                 action: "resolved".into(),
-                detail: json!({"run": run, "by": "replay"}),
+                detail: json!({"run": run, "by": "replay", "stored": true}),
             },
         )
         .await?;

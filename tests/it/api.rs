@@ -211,7 +211,7 @@ async fn records_stats_and_failures_are_served() {
     assert!(!has_id_number(&all_viewed), "a viewer saw a full ID number");
 
     // 401 without or with a bad token, 403 below the role, on every operator route.
-    let routes: [(&str, &str, Option<serde_json::Value>, Role); 6] = [
+    let routes: [(&str, &str, Option<serde_json::Value>, Role); 10] = [
         ("GET", "/v1/failures", None, Role::Viewer),
         ("GET", "/v1/failures/stats", None, Role::Viewer),
         ("GET", "/v1/audit", None, Role::Operator),
@@ -227,6 +227,20 @@ async fn records_stats_and_failures_are_served() {
             "/v1/failures/x/discard",
             Some(serde_json::json!({"reason": "test"})),
             Role::Operator,
+        ),
+        (
+            "POST",
+            "/v1/failures/x/edits",
+            Some(serde_json::json!({"record": {"a": 1}})),
+            Role::Operator,
+        ),
+        ("GET", "/v1/edits", None, Role::Operator),
+        ("POST", "/v1/edits/x/approve", None, Role::Approver),
+        (
+            "POST",
+            "/v1/edits/x/reject",
+            Some(serde_json::json!({"reason": "no"})),
+            Role::Approver,
         ),
     ];
     for (method, path, body, needed) in &routes {
@@ -246,7 +260,7 @@ async fn records_stats_and_failures_are_served() {
             let e: serde_json::Value = r.json().await.expect("json error");
             assert_eq!(e["error"]["code"], "unauthorized");
         }
-        if *needed == Role::Operator {
+        if *needed >= Role::Operator {
             let mut req = match *method {
                 "GET" => http.get(format!("{}{path}", app.base)),
                 _ => http.post(format!("{}{path}", app.base)),
@@ -260,6 +274,19 @@ async fn records_stats_and_failures_are_served() {
                 403,
                 "{method} {path} as a viewer"
             );
+            if *needed == Role::Approver {
+                let mut req = http
+                    .post(format!("{}{path}", app.base))
+                    .bearer_auth(&operator);
+                if let Some(b) = body {
+                    req = req.json(b);
+                }
+                assert_eq!(
+                    req.send().await.expect("request").status(),
+                    403,
+                    "{method} {path} as an operator"
+                );
+            }
         }
     }
 
