@@ -197,23 +197,30 @@ fn filter_form(q: &FailureQuery) -> String {
     )
 }
 
+/// The filter's present parameters as (name, value), in the names the list takes.
+fn params(q: &FailureQuery) -> Vec<(String, String)> {
+    match serde_json::to_value(q) {
+        Ok(serde_json::Value::Object(m)) => m
+            .into_iter()
+            .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned())))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The filter as hidden form fields (without paging), for actions on the listed failures.
 fn hidden_filter(q: &FailureQuery) -> String {
-    let v = serde_json::to_value(q).unwrap_or_default();
-    v.as_object()
-        .map(|m| {
-            m.iter()
-                .filter(|(k, _)| *k != "after" && *k != "limit")
-                .filter_map(|(k, v)| v.as_str().map(|s| (k, s)))
-                .map(|(k, s)| {
-                    format!(
-                        "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
-                        esc(k),
-                        esc(s)
-                    )
-                })
-                .collect()
+    params(q)
+        .iter()
+        .filter(|(k, _)| k != "after" && k != "limit")
+        .map(|(k, v)| {
+            format!(
+                "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+                esc(k),
+                esc(v)
+            )
         })
-        .unwrap_or_default()
+        .collect()
 }
 
 /// `GET /console`: failures with filters and counts by error code.
@@ -295,27 +302,19 @@ pub async fn failures(
     {
         let mut next = q.clone();
         next.after = Some(last.id.clone());
-        let qs = serde_urlencoded_like(&next);
+        let qs = query_string(&next);
         body.push_str(&format!("<p><a href=\"/console?{qs}\">Next page</a></p>"));
     }
     page("Failures", Some(&caller), &body).into_response()
 }
 
-/// A query string of the filter's present parameters.
-fn serde_urlencoded_like(q: &FailureQuery) -> String {
-    serde_json::to_value(q)
-        .ok()
-        .and_then(|v| v.as_object().cloned())
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| {
-                    v.as_str()
-                        .map(|s| format!("{}={}", url_part(k), url_part(s)))
-                })
-                .collect::<Vec<_>>()
-                .join("&")
-        })
-        .unwrap_or_default()
+/// The filter as a query string.
+fn query_string(q: &FailureQuery) -> String {
+    params(q)
+        .iter()
+        .map(|(k, v)| format!("{}={}", url_part(k), url_part(v)))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 #[derive(Deserialize, Default)]
@@ -520,7 +519,7 @@ pub async fn replay_filter(
             &format!(
                 "<p class=\"msg\" id=\"msg\">{}</p><p><a href=\"/console?{}\">Back to the list</a></p>",
                 esc(&report_text(&r)),
-                serde_urlencoded_like(&q)
+                query_string(&q)
             ),
         )
         .into_response(),

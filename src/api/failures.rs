@@ -289,11 +289,8 @@ pub async fn list_edits(
         .status
         .as_deref()
         .map(|st| {
-            serde_json::from_value(serde_json::Value::String(st.to_owned())).map_err(|_| {
-                ApiError::BadRequest(format!(
-                    "parameter `status`: `{st}` is not one of pending, approved, rejected, superseded"
-                ))
-            })
+            st.parse()
+                .map_err(|e| ApiError::BadRequest(format!("parameter `status`: {e}")))
         })
         .transpose()?;
     let edits = s

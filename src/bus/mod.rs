@@ -48,6 +48,28 @@ pub enum BusError {
 /// Resolves once the batch is durable (see the module doc).
 pub type Confirm = Pin<Box<dyn Future<Output = Result<(), BusError>> + Send>>;
 
+/// Publishes events grouped by routing key as CloudEvents batches of at most `max_events`;
+/// returns the confirms to await and how many events they cover. Pulls and replays send
+/// through here, so both batch the same way.
+pub async fn publish_grouped(
+    bus: &dyn Bus,
+    groups: std::collections::BTreeMap<String, Vec<crate::record::Event>>,
+    max_events: usize,
+) -> Result<(Vec<Confirm>, i64), BusError> {
+    let max = max_events.max(1);
+    let mut confirms = Vec::new();
+    let mut events = 0i64;
+    for (key, mut evs) in groups {
+        while !evs.is_empty() {
+            let rest = evs.split_off(evs.len().min(max));
+            events += evs.len() as i64;
+            confirms.push(bus.publish(Batch::new(key.clone(), evs)).await?);
+            evs = rest;
+        }
+    }
+    Ok((confirms, events))
+}
+
 #[async_trait]
 pub trait Bus: Send + Sync {
     /// Hands a batch to the bus. Returns once the batch is handed over (back-pressure applies

@@ -21,7 +21,7 @@ use super::http::{PullError, Upstream};
 use super::page::{self, Page};
 use crate::bus::{Bus, Confirm};
 use crate::normalize::{Outcome, StreamNormalizer};
-use crate::record::{Batch, Event, Failure, FieldError, Lineage, Stage};
+use crate::record::{Event, Failure, FieldError, Lineage, Stage};
 use crate::store::Store;
 
 /// Where a stream resumes; stored as JSON in the checkpoint table.
@@ -485,24 +485,16 @@ impl StreamPuller {
                 .failed
                 .fetch_add(failures.len() as u64, Ordering::Relaxed);
         }
-        let mut confirms = Vec::new();
-        let mut events = 0i64;
-        for (key, evs) in groups {
-            let deletes = evs
-                .iter()
-                .filter(|e| e.op == crate::record::Op::Delete)
-                .count();
-            self.counters
-                .deletes
-                .fetch_add(deletes as u64, Ordering::Relaxed);
-            let mut evs = evs;
-            while !evs.is_empty() {
-                let rest = evs.split_off(evs.len().min(ctx.batch_max_events));
-                events += evs.len() as i64;
-                confirms.push(ctx.bus.publish(Batch::new(key.clone(), evs)).await?);
-                evs = rest;
-            }
-        }
+        let deletes = groups
+            .values()
+            .flatten()
+            .filter(|e| e.op == crate::record::Op::Delete)
+            .count();
+        self.counters
+            .deletes
+            .fetch_add(deletes as u64, Ordering::Relaxed);
+        let (confirms, events) =
+            crate::bus::publish_grouped(ctx.bus.as_ref(), groups, ctx.batch_max_events).await?;
         Ok(PendingPage {
             confirms,
             events,

@@ -298,9 +298,9 @@ pub async fn failures(config: Config, cmd: FailuresCommand) -> anyhow::Result<i3
         }
         FailuresCommand::Edits { status, failure } => {
             let status = status
-                .map(|s| serde_json::from_value(serde_json::Value::String(s.clone())))
+                .map(|s| s.parse())
                 .transpose()
-                .context("--status: pending, approved, rejected or superseded")?;
+                .map_err(|e| anyhow::anyhow!("--status: {e}"))?;
             let edits = rt.store.list_edits(status, failure.as_deref(), 100).await?;
             println!("{}", serde_json::to_string_pretty(&edits)?);
             Ok(0)

@@ -21,7 +21,7 @@ use crate::connectors::definition::Format;
 use crate::connectors::page;
 use crate::normalize::{Outcome, StreamNormalizer};
 use crate::pipeline::Runtime;
-use crate::record::{Batch, Event, FieldError, Stage};
+use crate::record::{Event, FieldError, Stage};
 use crate::store::ops::{FailureEvent, NewAudit};
 use crate::store::{FailureFilter, FailureRow, FailureStatus};
 
@@ -115,11 +115,6 @@ pub async fn replay(
 ) -> anyhow::Result<ReplayReport> {
     let started = Instant::now();
     let run_id = format!("replay-{}", uuid::Uuid::now_v7());
-    let mut report = ReplayReport {
-        run_id: run_id.clone(),
-        dry_run: settings.dry_run,
-        ..Default::default()
-    };
     let (filter_json, total) = match &target {
         Target::Ids(ids) => (json!({"ids": ids}), ids.len() as i64),
         Target::Edited { id, edit_id, .. } => (json!({"ids": [id], "edit": edit_id}), 1),
@@ -306,13 +301,11 @@ pub async fn replay(
         Ok::<ReplayReport, anyhow::Error>(report)
     };
     let (unknown, (), counted) = tokio::try_join!(reader, normaliser, sender)?;
-    report.resolved = counted.resolved;
-    report.selected = counted.selected;
-    report.passed = counted.passed;
-    report.still_failing = counted.still_failing;
-    report.still_failing_by_code = counted.still_failing_by_code;
-    report.skipped = counted.skipped;
-    report.skipped_reasons = counted.skipped_reasons;
+    let mut report = ReplayReport {
+        run_id: run_id.clone(),
+        dry_run: settings.dry_run,
+        ..counted
+    };
     for _ in 0..unknown {
         report.selected += 1;
         count_skip(&mut report, "no such failure");
@@ -368,10 +361,6 @@ fn replayable(f: &FailureFilter) -> Option<FailureFilter> {
         status,
         ..f.clone()
     })
-}
-
-fn status_word(s: FailureStatus) -> &'static str {
-    crate::store::status_name(s)
 }
 
 fn count_skip(report: &mut ReplayReport, reason: &str) {
@@ -451,8 +440,10 @@ fn attempt_page(jobs: Vec<Job>, run: String) -> Attempted {
     for job in jobs {
         out.selected += 1;
         if !REPLAYABLE.contains(&job.row.status) {
-            out.skipped
-                .push(format!("status is {}", status_word(job.row.status)));
+            out.skipped.push(format!(
+                "status is {}",
+                crate::store::status_name(job.row.status)
+            ));
             continue;
         }
         match attempt(&job, &run) {
@@ -561,17 +552,9 @@ async fn publish(
     run_id: &str,
     groups: BTreeMap<String, Vec<Event>>,
 ) -> anyhow::Result<()> {
-    let max = rt.config.pipeline.batch_max_events.max(1);
-    let mut confirms = Vec::new();
-    let mut events = 0i64;
-    for (key, mut evs) in groups {
-        while !evs.is_empty() {
-            let rest = evs.split_off(evs.len().min(max));
-            events += evs.len() as i64;
-            confirms.push(rt.bus.publish(Batch::new(key.clone(), evs)).await?);
-            evs = rest;
-        }
-    }
+    let (confirms, events) =
+        crate::bus::publish_grouped(rt.bus.as_ref(), groups, rt.config.pipeline.batch_max_events)
+            .await?;
     try_join_all(confirms).await?;
     if events > 0 {
         rt.store.add_published(run_id, events).await?;

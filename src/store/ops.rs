@@ -133,6 +133,14 @@ pub enum EditStatus {
     Superseded,
 }
 
+impl std::str::FromStr for EditStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        serde_json::from_value(Value::String(s.to_owned()))
+            .map_err(|_| format!("`{s}` is not one of pending, approved, rejected, superseded"))
+    }
+}
+
 impl EditStatus {
     pub fn as_str(self) -> &'static str {
         match self {
@@ -276,8 +284,7 @@ pub(crate) fn failure_conditions(filter: &FailureFilter, dialect: Dialect) -> (S
         );
     }
     if !filter.status.is_empty() {
-        let names: Vec<&str> = filter.status.iter().map(|s| status_name(*s)).collect();
-        let json = serde_json::to_string(&names).unwrap_or_else(|_| "[]".into());
+        let json = status_names_json(&filter.status);
         add(
             match dialect {
                 Dialect::Sqlite => "f.status IN (SELECT value FROM json_each(?))",
@@ -330,6 +337,41 @@ pub(crate) fn failure_conditions(filter: &FailureFilter, dialect: Dialect) -> (S
         add("f.id > ?", vec![text(v)]);
     }
     (sql, binds)
+}
+
+/// `SELECT connector, code, count` of the failures matching `filter` (paging ignored), grouped
+/// by connector and error code, largest first.
+pub(crate) fn failure_counts_query(
+    filter: &FailureFilter,
+    dialect: Dialect,
+) -> (String, Vec<Bind>) {
+    let unpaged = FailureFilter {
+        after_id: None,
+        ..filter.clone()
+    };
+    let (cond, binds) = failure_conditions(&unpaged, dialect);
+    let errors = match dialect {
+        Dialect::Sqlite => "json_each(f.errors) AS e",
+        Dialect::Postgres => "jsonb_array_elements(f.errors) AS e(value)",
+    };
+    (
+        format!(
+            "SELECT f.connector, e.value->>'code' AS code, count(DISTINCT f.id) AS n \
+             FROM failures AS f CROSS JOIN {errors} WHERE true{cond} \
+             GROUP BY f.connector, code ORDER BY n DESC, f.connector, code"
+        ),
+        binds,
+    )
+}
+
+pub(crate) fn counts_from_rows(rows: Vec<(String, String, i64)>) -> Vec<FailureCount> {
+    rows.into_iter()
+        .map(|(connector, code, count)| FailureCount {
+            connector,
+            code,
+            count,
+        })
+        .collect()
 }
 
 /// Binds the shared query's values in order.
@@ -399,7 +441,7 @@ pub(crate) fn token_from_tuple(t: TokenTuple) -> super::Result<TokenRow> {
     })
 }
 
-/// The statuses an action may move a failure out of.
+/// Statuses as a JSON array of their names, to bind as one value.
 pub(crate) fn status_names_json(from: &[FailureStatus]) -> String {
     let names: Vec<&str> = from.iter().map(|s| status_name(*s)).collect();
     serde_json::to_string(&names).unwrap_or_else(|_| "[]".into())

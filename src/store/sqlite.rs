@@ -707,28 +707,12 @@ impl Store for SqliteStore {
     }
 
     async fn failure_counts(&self, filter: &FailureFilter) -> Result<Vec<ops::FailureCount>> {
-        let unpaged = FailureFilter {
-            after_id: None,
-            ..filter.clone()
-        };
-        let (cond, binds) = ops::failure_conditions(&unpaged, ops::Dialect::Sqlite);
-        let sql = format!(
-            "SELECT f.connector, e.value->>'code' AS code, count(DISTINCT f.id) AS n \
-             FROM failures AS f CROSS JOIN json_each(f.errors) AS e WHERE true{cond} \
-             GROUP BY f.connector, code ORDER BY n DESC, f.connector, code"
-        );
-        let rows: Vec<(String, String, i64)> = bind_all(sqlx::query_as(AssertSqlSafe(sql)), binds)
+        let (sql, binds) = ops::failure_counts_query(filter, ops::Dialect::Sqlite);
+        let rows = bind_all(sqlx::query_as(AssertSqlSafe(sql)), binds)
             .fetch_all(&self.readers)
             .await
             .map_err(query_err("counting failures by error code"))?;
-        Ok(rows
-            .into_iter()
-            .map(|(connector, code, count)| ops::FailureCount {
-                connector,
-                code,
-                count,
-            })
-            .collect())
+        Ok(ops::counts_from_rows(rows))
     }
 
     async fn set_failure_status(
