@@ -163,6 +163,7 @@ async fn measure(target: &str, config: Config) -> anyhow::Result<BenchResult> {
     let pullers = rt.pullers(&Selection {
         connector: Some("credit-platform".into()),
         stream: Some("penalties".into()),
+        ..Default::default()
     })?;
     let started = Instant::now();
     let report = rt.sync_once(&pullers, |_| {}).await?;
@@ -234,6 +235,7 @@ async fn measure_replay(mut config: Config) -> anyhow::Result<BenchResult> {
         let pullers = rt.pullers(&Selection {
             connector: Some("credit-platform".into()),
             stream: Some("penalties".into()),
+            ..Default::default()
         })?;
         let started = Instant::now();
         let report = rt.sync_once(&pullers, |_| {}).await?;

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::{self, ApiState};
 use crate::config::{Config, process_env};
 use crate::connectors::pull::StreamPuller;
+use crate::connectors::window::Window;
 use crate::pipeline::reconcile::{self, Reconciliation};
 use crate::pipeline::{Runtime, Selection, SyncReport};
 use crate::record::RecordType;
@@ -45,6 +46,8 @@ pub enum Command {
         no_serve: bool,
     },
     /// Sync streams once: every connector (`--all`), one connector, or one stream of it.
+    /// With `--from` it re-pulls a window of update times instead (the backfill for "the
+    /// upstream fixed their data"): the live checkpoint does not move.
     Sync {
         /// Connector name (omit with --all).
         connector: Option<String>,
@@ -52,6 +55,13 @@ pub enum Command {
         all: bool,
         #[arg(long)]
         stream: Option<String>,
+        /// Re-pull records updated at or after this time: `YYYY-MM-DD`, `YYYY-MM-DD HH:MM[:SS]`
+        /// (UTC+8, the upstreams' clock) or RFC 3339.
+        #[arg(long)]
+        from: Option<String>,
+        /// End of the re-pull window (exclusive; a bare date includes that day). Default: now.
+        #[arg(long, requires = "from")]
+        to: Option<String>,
         /// Run one sync and exit (the only mode; accepted for clarity in scripts).
         #[arg(long)]
         once: bool,
@@ -157,13 +167,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             connector,
             all,
             stream,
+            from,
+            to,
             once: _,
             json,
         } => {
             if all == connector.is_some() {
                 anyhow::bail!("say either `--all` or a connector name");
             }
-            sync(config, Selection { connector, stream }, json).await
+            let window = from
+                .map(|f| Window::parse(&f, to.as_deref(), Window::now()))
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
+            let sel = Selection {
+                connector,
+                stream,
+                window,
+            };
+            sync(config, sel, json).await
         }
         Command::Run => serve(config).await,
         Command::Simulate {
@@ -307,6 +328,19 @@ async fn sync(config: Config, sel: Selection, json: bool) -> anyhow::Result<i32>
     let writers = rt.spawn_writers(&cancel);
     let pullers = rt.pullers(&sel)?;
     let report = sync_with_progress(&rt, &pullers).await?;
+    if let Some(w) = &sel.window {
+        // A re-pull changes what operators see (failures resolve): it goes in their log.
+        rt.store
+            .append_audit(&crate::store::ops::NewAudit {
+                actor: crate::ops::commands::cli_actor(),
+                action: "sync.window".into(),
+                target: None,
+                filter: serde_json::json!({"connector": sel.connector, "stream": sel.stream, "from": w.from, "to": w.to}),
+                count: report.published,
+                outcome: serde_json::json!({"run": report.run_id, "complete": report.complete(), "resolved": report.resolved, "failed": report.failed}),
+            })
+            .await?;
+    }
     cancel.cancel();
     for w in writers {
         w.await??;
@@ -362,6 +396,21 @@ fn print_streams(report: &SyncReport) {
             s.failed,
             s.deletes,
             s.error.as_deref().unwrap_or("complete")
+        );
+    }
+    for s in report.streams.iter().filter(|s| s.window.is_some()) {
+        println!(
+            "{}/{}: re-pulled window {}; {} fetched records were updated outside it",
+            s.connector,
+            s.stream,
+            s.window.as_deref().unwrap_or_default(),
+            s.outside_window
+        );
+    }
+    if report.resolved > 0 {
+        println!(
+            "{} earlier failures resolved: the upstream's corrected records passed and were stored",
+            report.resolved
         );
     }
     println!(

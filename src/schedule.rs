@@ -25,6 +25,7 @@ pub async fn run(rt: Arc<Runtime>, cancel: CancellationToken) {
             let sel = Selection {
                 connector: Some(c.def.name.clone()),
                 stream: Some(s.name.clone()),
+                ..Default::default()
             };
             tasks.spawn(async move {
                 loop {

@@ -186,6 +186,11 @@ pub struct StreamDef {
     /// Field holding the upstream's update time of a record, if any (kept as lineage).
     #[serde(default)]
     pub updated: Option<String>,
+    /// How `updated` is written: `epoch_ms`, `epoch_s`, or a `strftime` pattern of a UTC+8
+    /// time (`%Y-%m-%d %H:%M:%S`). Needed to re-pull a time window of the stream
+    /// (`xiezhi sync C --stream S --from T --to T`).
+    #[serde(default)]
+    pub updated_format: Option<super::window::UpdatedFormat>,
     /// Operation column for change-log streams (insert/update/delete rows).
     #[serde(default)]
     pub op: Option<OpDef>,
@@ -411,6 +416,12 @@ impl ConnectorDef {
             }
             if s.mapping.is_empty() {
                 return Err(self.err(at("mapping"), "a stream needs a mapping"));
+            }
+            if s.updated_format.is_some() && s.updated.is_none() {
+                return Err(self.err(
+                    at("updated_format"),
+                    "says how `updated` is written, so the stream needs `updated` too",
+                ));
             }
         }
         Ok(())

@@ -9,13 +9,14 @@ pub mod definition;
 pub mod http;
 pub mod page;
 pub mod pull;
+pub mod window;
 
 use std::path::Path;
 use std::sync::Arc;
 
 use definition::{ConfigError, ConnectorDef};
 use http::Upstream;
-use pull::{StreamCounters, StreamPuller};
+use pull::StreamPuller;
 
 use crate::normalize::{Mapper, StreamNormalizer};
 use crate::schema::SchemaRegistry;
@@ -77,12 +78,13 @@ impl Connector {
             .iter()
             .zip(&self.normalizers)
             .filter(|(s, _)| only_stream.is_none_or(|o| o == s.name))
-            .map(|(s, n)| StreamPuller {
-                connector: self.def.name.clone(),
-                def: s.clone(),
-                upstream: self.upstream.clone(),
-                normalizer: n.clone(),
-                counters: Arc::new(StreamCounters::default()),
+            .map(|(s, n)| {
+                StreamPuller::new(
+                    self.def.name.clone(),
+                    s.clone(),
+                    self.upstream.clone(),
+                    n.clone(),
+                )
             })
             .collect()
     }
@@ -142,6 +144,40 @@ mod tests {
             Connector::load(d, schema.clone(), &env).unwrap_or_else(|e| panic!("{e}"));
         }
         assert_eq!(streams, 16);
+    }
+
+    #[test]
+    fn a_window_needs_the_streams_update_stamp() {
+        let schema = Arc::new(SchemaRegistry::embedded().unwrap());
+        let mut def = definition::embedded()
+            .unwrap()
+            .into_iter()
+            .find(|d| d.name == "provincial")
+            .unwrap();
+        def.streams[0].updated_format = None;
+        let c = Connector::load(def, schema, &env).unwrap();
+        let t = |s: &str| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").unwrap();
+        let w = window::Window {
+            from: t("2025-01-01 00:00:00"),
+            to: t("2025-02-01 00:00:00"),
+        };
+        let mut pullers = c.pullers(None).into_iter();
+        let e = pullers.next().unwrap().for_window(w.clone()).err().unwrap();
+        assert!(
+            e.contains("provincial/agencies") && e.contains("updated_format"),
+            "{e}"
+        );
+        let p = pullers.next().unwrap().for_window(w).unwrap();
+        assert_eq!(
+            p.checkpoint_name(),
+            "officers@2025-01-01T00:00:00.000..2025-02-01T00:00:00.000"
+        );
+        // A stream with `updated_format` but no `updated` is refused at load time.
+        let text = definition::EMBEDDED[0]
+            .1
+            .replacen("updated = \"updateTime\"\n", "", 1);
+        let e = definition::parse("provincial.toml", &text).unwrap_err();
+        assert!(e.key.ends_with(".updated_format"), "{e}");
     }
 
     /// Every stream of every shipped connector, pulled from its simulator and normalised:
@@ -210,6 +246,20 @@ mod tests {
                 };
                 for fp in pages {
                     for rec in fp.page.records {
+                        // The declared update stamp reads (a window re-pull depends on it).
+                        if let (Some(field), Some(f)) = (&p.def.updated, &p.def.updated_format) {
+                            let v = crate::normalize::mapping::lookup(&rec.value, field);
+                            let read = v.and_then(|v| match v {
+                                serde_json::Value::String(s) => f.read(s),
+                                other => f.read(&other.to_string()),
+                            });
+                            if read.is_none() {
+                                problems.push(format!(
+                                    "{}/{}: `{field}` = {v:?} does not read as {f:?}",
+                                    p.connector, p.def.name
+                                ));
+                            }
+                        }
                         match p.normalizer.normalize(rec, &lineage) {
                             Outcome::Event(ev) if ev.op == Op::Upsert => {
                                 keys.entry(ev.recordtype.to_string())

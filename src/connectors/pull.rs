@@ -7,7 +7,7 @@
 //! and only then moves the checkpoint past it. A crash anywhere re-fetches from the last
 //! checkpoint; the store's idempotent writes make the replay harmless.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use super::definition::{PaginationDef, StreamDef};
 use super::http::{PullError, Upstream};
 use super::page::{self, Page};
+use super::window::Window;
 use crate::bus::{Bus, Confirm};
 use crate::normalize::{Outcome, StreamNormalizer};
 use crate::record::{Event, Failure, FieldError, Lineage, Stage};
@@ -49,6 +50,8 @@ pub struct StreamCounters {
     pub published: AtomicU64,
     pub failed: AtomicU64,
     pub deletes: AtomicU64,
+    /// Window re-pulls: records fetched but updated outside the window.
+    pub outside_window: AtomicU64,
 }
 
 /// The result of one stream sync.
@@ -62,6 +65,11 @@ pub struct StreamReport {
     pub published: u64,
     pub failed: u64,
     pub deletes: u64,
+    /// Window re-pulls: the window, and the records fetched but updated outside it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window: Option<String>,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub outside_window: u64,
     /// Why the stream stopped early, when it did.
     pub error: Option<String>,
 }
@@ -78,6 +86,10 @@ pub struct PullContext {
     pub pages_in_flight: usize,
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// One stream of one connector, ready to sync.
 pub struct StreamPuller {
     pub connector: String,
@@ -85,6 +97,11 @@ pub struct StreamPuller {
     pub upstream: Arc<Upstream>,
     pub normalizer: Arc<StreamNormalizer>,
     pub counters: Arc<StreamCounters>,
+    /// Set for a window re-pull ([`StreamPuller::for_window`]); `None` for the live sync.
+    pub window: Option<Window>,
+    /// Failures open when the sync started whose record has since passed (the upstream fixed
+    /// it): resolved once the run is stored.
+    passed: std::sync::Mutex<HashSet<String>>,
 }
 
 pub(crate) struct FetchedPage {
@@ -101,6 +118,8 @@ struct NormalizedPage {
     groups: BTreeMap<String, Vec<Event>>,
     failures: Vec<Failure>,
     after: Position,
+    /// Records that had an open failure, in page order: (failure id, passed now).
+    answers: Vec<(String, bool)>,
 }
 
 struct PendingPage {
@@ -110,6 +129,121 @@ struct PendingPage {
 }
 
 impl StreamPuller {
+    /// A puller for the live incremental sync.
+    pub fn new(
+        connector: String,
+        def: StreamDef,
+        upstream: Arc<Upstream>,
+        normalizer: Arc<StreamNormalizer>,
+    ) -> StreamPuller {
+        StreamPuller {
+            connector,
+            def,
+            upstream,
+            normalizer,
+            counters: Arc::new(StreamCounters::default()),
+            window: None,
+            passed: Default::default(),
+        }
+    }
+
+    /// Turns this puller into a re-pull of `window`: it starts at the window (or at the start
+    /// of a stream without a time filter), keeps only records updated inside it, and uses its
+    /// own checkpoint, so the live one does not move. Refused for a stream whose update stamp
+    /// is not declared (`updated` and `updated_format`).
+    pub fn for_window(mut self, window: Window) -> Result<StreamPuller, String> {
+        if self.def.updated.is_none() || self.def.updated_format.is_none() {
+            return Err(format!(
+                "stream {}/{} declares no `updated` field with its `updated_format`, so a time window of it cannot be re-pulled",
+                self.connector, self.def.name
+            ));
+        }
+        self.window = Some(window);
+        Ok(self)
+    }
+
+    /// The checkpoint this puller resumes from: the stream's own, or the window re-pull's.
+    pub fn checkpoint_name(&self) -> String {
+        match &self.window {
+            None => self.def.name.clone(),
+            Some(w) => format!("{}@{}", self.def.name, w.label()),
+        }
+    }
+
+    /// The failures, open when the sync started, whose record passed since (drained).
+    pub fn take_passed(&self) -> Vec<String> {
+        let mut set = std::mem::take(&mut *self.passed.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut ids: Vec<String> = set.drain().collect();
+        ids.sort();
+        ids
+    }
+
+    /// The stream's open normalise failures: a record among them that passes now answers one.
+    async fn open_failures(&self, ctx: &PullContext) -> anyhow::Result<Arc<HashSet<String>>> {
+        let mut filter = crate::store::FailureFilter {
+            connector: Some(self.connector.clone()),
+            stream: Some(self.def.name.clone()),
+            stage: Some(crate::record::Stage::Normalize),
+            status: crate::ops::replay::REPLAYABLE.to_vec(),
+            limit: 10_000,
+            ..Default::default()
+        };
+        let mut open = HashSet::new();
+        loop {
+            let ids = ctx.store.list_failure_ids(&filter).await?;
+            let done = ids.len() < filter.limit as usize;
+            filter.after_id = ids.last().cloned();
+            open.extend(ids);
+            if done {
+                return Ok(Arc::new(open));
+            }
+        }
+    }
+
+    /// Where a sync without a checkpoint starts: the stream's beginning, or the window's.
+    fn first_position(&self) -> Position {
+        let (Some(w), Some(f)) = (&self.window, &self.def.updated_format) else {
+            return Position::default();
+        };
+        match self.def.pagination {
+            // The `since` filters are exclusive: ask for "after one step before the window".
+            PaginationDef::Page { .. } | PaginationDef::Keyset { .. } => Position {
+                since: Some(f.write(w.from - f.step())),
+                ..Default::default()
+            },
+            // No time filter upstream: walk from the start and filter here.
+            PaginationDef::Cursor { .. } => Position::default(),
+        }
+    }
+
+    /// Window re-pulls: drops the records updated outside the window; returns whether the
+    /// stream has passed the window's end (keyset streams come in update order).
+    fn keep_window(&self, page: &mut Page) -> bool {
+        let (Some(w), Some(field), Some(f)) =
+            (&self.window, &self.def.updated, &self.def.updated_format)
+        else {
+            return false;
+        };
+        let stamp = |r: &crate::normalize::RawRecord| {
+            crate::normalize::mapping::lookup(&r.value, field).and_then(|v| f.read(&text(v)))
+        };
+        let past_end = matches!(self.def.pagination, PaginationDef::Keyset { .. })
+            && page
+                .records
+                .last()
+                .and_then(stamp)
+                .is_some_and(|t| t >= w.to);
+        let before = page.records.len();
+        // A record whose stamp does not read is kept: re-sending it is harmless, dropping it
+        // could lose the fix the re-pull is for.
+        page.records
+            .retain(|r| stamp(r).is_none_or(|t| w.contains(t)));
+        self.counters
+            .outside_window
+            .fetch_add((before - page.records.len()) as u64, Ordering::Relaxed);
+        past_end
+    }
+
     /// Runs one sync from the stored checkpoint to the end of the stream.
     pub async fn sync(&self, ctx: &PullContext) -> StreamReport {
         let result = self.sync_inner(ctx).await;
@@ -123,6 +257,8 @@ impl StreamPuller {
             published: c.published.load(Ordering::Relaxed),
             failed: c.failed.load(Ordering::Relaxed),
             deletes: c.deletes.load(Ordering::Relaxed),
+            window: self.window.as_ref().map(Window::label),
+            outside_window: c.outside_window.load(Ordering::Relaxed),
             error: None,
         };
         if let Err(e) = result {
@@ -133,21 +269,18 @@ impl StreamPuller {
     }
 
     async fn sync_inner(&self, ctx: &PullContext) -> anyhow::Result<()> {
-        let start = match ctx
-            .store
-            .checkpoint(&self.connector, &self.def.name)
-            .await?
-        {
+        let checkpoint = self.checkpoint_name();
+        let start = match ctx.store.checkpoint(&self.connector, &checkpoint).await? {
             Some(text) => serde_json::from_str::<Position>(&text).map_err(|e| {
                 anyhow::anyhow!(
-                    "checkpoint of {}/{} is unreadable ({e}): {text}",
+                    "checkpoint {}/{checkpoint} is unreadable ({e}): {text}",
                     self.connector,
-                    self.def.name
                 )
             })?,
-            None => Position::default(),
+            None => self.first_position(),
         };
-        tracing::info!(connector = %self.connector, stream = %self.def.name, run = %ctx.run_id, position = ?start, "Stream sync started.");
+        let open = self.open_failures(ctx).await?;
+        tracing::info!(connector = %self.connector, stream = %self.def.name, checkpoint = %checkpoint, run = %ctx.run_id, position = ?start, open_failures = open.len(), "Stream sync started.");
 
         let (page_tx, mut page_rx) = mpsc::channel::<FetchedPage>(ctx.pages_in_flight.max(1));
         let (commit_tx, mut commit_rx) =
@@ -162,7 +295,7 @@ impl StreamPuller {
             // Pages are normalised NORMALISE_AHEAD at a time on the blocking pool (it is CPU
             // work), and published strictly in page order.
             let mut normalized = futures_util::stream::poll_fn(|cx| page_rx.poll_recv(cx))
-                .map(|fp| self.normalize_page(ctx, fp))
+                .map(|fp| self.normalize_page(ctx, fp, open.clone()))
                 .buffered(NORMALISE_AHEAD);
             while let Some(page) = normalized.next().await {
                 let pending = self.publish_page(ctx, page?).await?;
@@ -179,7 +312,7 @@ impl StreamPuller {
                 ctx.store.add_published(&ctx.run_id, p.events).await?;
                 let cp = serde_json::to_string(&p.after)?;
                 ctx.store
-                    .save_checkpoint(&self.connector, &self.def.name, &cp)
+                    .save_checkpoint(&self.connector, &checkpoint, &cp)
                     .await?;
                 self.counters
                     .published
@@ -196,7 +329,13 @@ impl StreamPuller {
             self.record_pull_failure(ctx, &e).await?;
             return Err(e.into());
         }
-        tracing::info!(connector = %self.connector, stream = %self.def.name, fetched = self.counters.fetched.load(Ordering::Relaxed), failed = self.counters.failed.load(Ordering::Relaxed), "Stream sync finished.");
+        if self.window.is_some() {
+            // A finished window leaves nothing to resume; running it again re-pulls it whole.
+            ctx.store
+                .delete_checkpoint(&self.connector, &checkpoint)
+                .await?;
+        }
+        tracing::info!(connector = %self.connector, stream = %self.def.name, checkpoint = %checkpoint, fetched = self.counters.fetched.load(Ordering::Relaxed), outside_window = self.counters.outside_window.load(Ordering::Relaxed), failed = self.counters.failed.load(Ordering::Relaxed), "Stream sync finished.");
         Ok(())
     }
 
@@ -297,7 +436,7 @@ impl StreamPuller {
             };
             let format = s.format;
             let records_path = s.records.clone();
-            let page = self
+            let mut page = self
                 .upstream
                 .get_parsed(&s.path, &query, s.encoding.as_deref(), |body| {
                     page::parse(format, &body.text, &records_path, &meta)
@@ -316,6 +455,7 @@ impl StreamPuller {
                         reason,
                         code: "PULL_BAD_PAGE",
                     })?;
+            let done = self.keep_window(&mut page) || done;
             tracing::debug!(connector = %self.connector, stream = %s.name, page = %label, records = n, "Fetched a page.");
             if out
                 .send(FetchedPage {
@@ -435,6 +575,7 @@ impl StreamPuller {
         &self,
         ctx: &PullContext,
         fp: FetchedPage,
+        open: Arc<HashSet<String>>,
     ) -> anyhow::Result<NormalizedPage> {
         let lineage_base = Lineage {
             connector: self.connector.clone(),
@@ -446,25 +587,38 @@ impl StreamPuller {
         // Normalising a page is CPU work of a few milliseconds; keep it off the I/O threads.
         let normalizer = self.normalizer.clone();
         let records = fp.page.records;
-        let (groups, failures) = tokio::task::spawn_blocking(move || {
+        let (groups, failures, answers) = tokio::task::spawn_blocking(move || {
             lower_thread_priority();
             let mut groups: BTreeMap<String, Vec<Event>> = BTreeMap::new();
             let mut failures = Vec::new();
+            let mut answers = Vec::new();
             let mut lineage = lineage_base;
             for (i, rec) in records.into_iter().enumerate() {
                 lineage.index = i as u32;
+                // An upstream's fix arrives as a record that passes where it failed before:
+                // note which open failure it answers (the id its failure would have).
+                let answers_id = (!open.is_empty())
+                    .then(|| normalizer.failure_id(&rec, &lineage))
+                    .filter(|id| open.contains(id));
                 match normalizer.normalize(rec, &lineage) {
-                    Outcome::Event(ev) => groups.entry(ev.routing_key()).or_default().push(*ev),
-                    Outcome::Failure(f) => failures.push(*f),
+                    Outcome::Event(ev) => {
+                        answers.extend(answers_id.map(|id| (id, true)));
+                        groups.entry(ev.routing_key()).or_default().push(*ev)
+                    }
+                    Outcome::Failure(f) => {
+                        answers.extend(answers_id.map(|id| (id, false)));
+                        failures.push(*f)
+                    }
                 }
             }
-            (groups, failures)
+            (groups, failures, answers)
         })
         .await?;
         Ok(NormalizedPage {
             groups,
             failures,
             after: fp.after,
+            answers,
         })
     }
 
@@ -478,7 +632,19 @@ impl StreamPuller {
             groups,
             failures,
             after,
+            answers,
         } = page;
+        if !answers.is_empty() {
+            // In page order, so a record that passes and later fails again stays open.
+            let mut passed = self.passed.lock().unwrap_or_else(|e| e.into_inner());
+            for (id, ok) in answers {
+                if ok {
+                    passed.insert(id);
+                } else {
+                    passed.remove(&id);
+                }
+            }
+        }
         if !failures.is_empty() {
             ctx.store.record_failures(&ctx.run_id, &failures).await?;
             self.counters

@@ -86,6 +86,19 @@ pub struct StreamNormalizer {
 }
 
 impl StreamNormalizer {
+    /// The id a normalise failure of `rec` has (or would have): repeated failures of one
+    /// upstream record collapse into it, and a later pass of the record resolves it.
+    pub fn failure_id(&self, rec: &RawRecord, lineage: &Lineage) -> String {
+        let upstream_id = mapping::lookup(&rec.value, &self.id_field).map(text);
+        Failure::make_id(
+            Stage::Normalize,
+            &lineage.connector,
+            &lineage.stream,
+            upstream_id.as_deref(),
+            &rec.raw,
+        )
+    }
+
     /// Normalises one record; `lineage` says where it came from.
     pub fn normalize(&self, rec: RawRecord, lineage: &Lineage) -> Outcome {
         let upstream_id = mapping::lookup(&rec.value, &self.id_field).map(text);
@@ -99,13 +112,7 @@ impl StreamNormalizer {
         });
         let fail = |normalized: Option<Value>, key: Option<String>, errors: Vec<FieldError>| {
             Outcome::Failure(Box::new(Failure {
-                id: Failure::make_id(
-                    Stage::Normalize,
-                    &lineage.connector,
-                    &lineage.stream,
-                    upstream_id.as_deref(),
-                    &rec.raw,
-                ),
+                id: self.failure_id(&rec, lineage),
                 stage: Stage::Normalize,
                 connector: lineage.connector.clone(),
                 stream: lineage.stream.clone(),

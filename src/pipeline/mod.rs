@@ -21,6 +21,7 @@ use crate::bus::amqp::AmqpBus;
 use crate::bus::memory::MemoryBus;
 use crate::config::Config;
 use crate::connectors::pull::{PullContext, StreamPuller, StreamReport};
+use crate::connectors::window::Window;
 use crate::connectors::{self, Connector};
 use crate::schema::SchemaRegistry;
 use crate::store::postgres::PgStore;
@@ -42,6 +43,8 @@ pub struct Selection {
     /// `None`: every connector.
     pub connector: Option<String>,
     pub stream: Option<String>,
+    /// Re-pull this window of update times instead of syncing from the live checkpoint.
+    pub window: Option<crate::connectors::window::Window>,
 }
 
 /// The outcome of one sync run.
@@ -52,6 +55,9 @@ pub struct SyncReport {
     pub published: i64,
     pub ingested: i64,
     pub failed: i64,
+    /// Earlier failures resolved because their record now passed and was stored (the upstream
+    /// fixed it: an update, or an in-place fix a window re-pull brought).
+    pub resolved: i64,
     pub seconds: f64,
 }
 
@@ -170,7 +176,12 @@ impl Runtime {
                         .join(", ")
                 );
             }
-            out.extend(c.pullers(sel.stream.as_deref()));
+            for p in c.pullers(sel.stream.as_deref()) {
+                out.push(match &sel.window {
+                    None => p,
+                    Some(w) => p.for_window(w.clone()).map_err(anyhow::Error::msg)?,
+                });
+            }
         }
         if let Some(n) = &sel.connector
             && out.is_empty()
@@ -220,16 +231,57 @@ impl Runtime {
             }
         };
         let progress = self.wait_ingested(&run_id, || on_tick(pullers)).await?;
+        let resolved = self.resolve_answered(&run_id, pullers).await?;
         let report = SyncReport {
             run_id,
             streams,
             published: progress.published,
             ingested: progress.ingested,
             failed: progress.failed,
+            resolved,
             seconds: started.elapsed().as_secs_f64(),
         };
-        tracing::info!(run = %report.run_id, published = report.published, ingested = report.ingested, failed = report.failed, seconds = report.seconds, "Sync run finished.");
+        tracing::info!(run = %report.run_id, published = report.published, ingested = report.ingested, failed = report.failed, resolved = report.resolved, seconds = report.seconds, "Sync run finished.");
         Ok(report)
+    }
+
+    /// Once a run is stored: the failures that were open when it started and whose record
+    /// passed in it (the upstream fixed them) become resolved, with the run in their history.
+    async fn resolve_answered(
+        &self,
+        run_id: &str,
+        pullers: &[StreamPuller],
+    ) -> anyhow::Result<i64> {
+        let mut resolved = 0i64;
+        for p in pullers {
+            let ids = p.take_passed();
+            if ids.is_empty() {
+                continue;
+            }
+            let window = p.window.as_ref().map(Window::label);
+            let by = if window.is_some() { "re-pull" } else { "sync" };
+            let mut stream_resolved = 0i64;
+            for chunk in ids.chunks(1000) {
+                let moved = self
+                    .store
+                    .set_failure_status(
+                        chunk,
+                        &crate::ops::replay::REPLAYABLE,
+                        crate::store::FailureStatus::Resolved,
+                        &crate::store::ops::FailureEvent {
+                            at: chrono::Utc::now(),
+                            actor: "sync".into(),
+                            action: "resolved".into(),
+                            detail: serde_json::json!({"run": run_id, "by": by, "window": window, "stored": true}),
+                        },
+                    )
+                    .await?;
+                stream_resolved += moved.len() as i64;
+            }
+            tracing::info!(connector = %p.connector, stream = %p.def.name, window = ?window, resolved = stream_resolved, "Failures resolved: their records passed and were stored.");
+            resolved += stream_resolved;
+        }
+        Ok(resolved)
     }
 
     /// Waits until the store writers (here or in another process) ingested everything run

@@ -78,6 +78,8 @@ pub struct Core {
     pub defs: &'static [StreamDef],
     state: Vec<Mutex<StreamState>>,
     faults: Mutex<Faults>,
+    /// Streams whose broken records the upstream corrected in place (`/_admin/repair`).
+    repaired: Vec<std::sync::atomic::AtomicBool>,
     requests: AtomicU64,
     mutations: AtomicU64,
     pub creds: Arc<Creds>,
@@ -130,6 +132,10 @@ impl Core {
                 .map(|n| Mutex::new(StreamState::new(n)))
                 .collect(),
             faults: Mutex::new(cfg.faults),
+            repaired: defs
+                .iter()
+                .map(|_| std::sync::atomic::AtomicBool::new(false))
+                .collect(),
             requests: AtomicU64::new(0),
             mutations: AtomicU64::new(0),
             creds,
@@ -154,7 +160,7 @@ impl Core {
 
     /// Whether record `index` of stream `s` is broken on purpose (inserted records never are).
     pub fn invalid(&self, s: usize, index: u64, initial: u64) -> Option<Invalid> {
-        if index >= initial {
+        if index >= initial || self.repaired[s].load(Ordering::Relaxed) {
             return None;
         }
         super::records::invalid_kind(
@@ -263,6 +269,37 @@ impl Core {
         } else {
             json!({"system": self.kind.name(), "valid": valid, "invalid": invalid})
         }
+    }
+
+    /// Corrects every broken record of the named streams (all when none are named) the way a
+    /// DBA fixes rows upstream: in place, with their update stamps unchanged, so only a re-pull
+    /// of their window brings the fix. Returns the streams repaired, or the unknown name.
+    pub fn repair(&self, streams: &[String]) -> Result<Vec<&'static str>, String> {
+        let picked: Vec<usize> = if streams.is_empty() {
+            (0..self.defs.len()).collect()
+        } else {
+            streams
+                .iter()
+                .map(|n| {
+                    self.stream_index(n).ok_or_else(|| {
+                        format!(
+                            "no stream `{n}` (streams: {})",
+                            self.defs
+                                .iter()
+                                .map(|d| d.name)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?
+        };
+        for s in &picked {
+            self.repaired[*s].store(true, Ordering::Relaxed);
+        }
+        let names = picked.iter().map(|s| self.defs[*s].name).collect();
+        tracing::info!(system = self.kind.name(), streams = ?names, "Simulator repaired its broken records in place.");
+        Ok(names)
     }
 
     pub fn mutate(&self, req: &MutateRequest) -> Value {
@@ -543,6 +580,7 @@ pub fn router(core: Arc<Core>) -> Router {
         .route("/truth", get(truth))
         .route("/_admin/mutate", post(mutate))
         .route("/_admin/faults", post(set_faults).get(get_faults))
+        .route("/_admin/repair", post(repair))
         .route("/_admin/accepted", get(|| async { axum::Json(json!([])) }))
         .fallback(data)
         .with_state(core)
@@ -578,6 +616,34 @@ async fn mutate(State(core): State<Arc<Core>>, body: axum::body::Bytes) -> Respo
         }
     };
     axum::Json(core.mutate(&req)).into_response()
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RepairRequest {
+    #[serde(default)]
+    streams: Vec<String>,
+}
+
+async fn repair(State(core): State<Arc<Core>>, body: axum::body::Bytes) -> Response {
+    let req: RepairRequest = if body.is_empty() {
+        RepairRequest::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(r) => r,
+            Err(e) => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    axum::Json(json!({"error": format!("repair body: {e}")})),
+                )
+                    .into_response();
+            }
+        }
+    };
+    match core.repair(&req.streams) {
+        Ok(names) => axum::Json(json!({"repaired": names})).into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, axum::Json(json!({"error": e}))).into_response(),
+    }
 }
 
 async fn set_faults(State(core): State<Arc<Core>>, body: axum::body::Bytes) -> Response {

@@ -290,6 +290,8 @@ pub trait Store: Send + Sync {
 
     async fn checkpoint(&self, connector: &str, stream: &str) -> Result<Option<String>>;
     async fn save_checkpoint(&self, connector: &str, stream: &str, cursor: &str) -> Result<()>;
+    /// Forgets a checkpoint (a finished window re-pull's own); a missing one is no error.
+    async fn delete_checkpoint(&self, connector: &str, stream: &str) -> Result<()>;
 
     /// Registers a sync run (idempotent).
     async fn begin_run(&self, run_id: &str) -> Result<()>;
@@ -1473,6 +1475,16 @@ pub(crate) mod testsuite {
                 .unwrap()
                 .as_deref(),
             Some("c-1")
+        );
+        store.delete_checkpoint("credit", "licenses").await.unwrap();
+        store.delete_checkpoint("credit", "licenses").await.unwrap();
+        assert_eq!(store.checkpoint("credit", "licenses").await.unwrap(), None);
+        assert!(
+            store
+                .checkpoint("credit", "penalties")
+                .await
+                .unwrap()
+                .is_some()
         );
 
         assert_eq!(

@@ -868,6 +868,16 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn delete_checkpoint(&self, connector: &str, stream: &str) -> Result<()> {
+        sqlx::query("DELETE FROM checkpoints WHERE connector = $1 AND stream = $2")
+            .bind(connector)
+            .bind(stream)
+            .execute(&self.pool)
+            .await
+            .map_err(query_err("deleting a checkpoint"))?;
+        Ok(())
+    }
+
     async fn begin_run(&self, run_id: &str) -> Result<()> {
         sqlx::query("INSERT INTO sync_runs (run_id) VALUES ($1) ON CONFLICT (run_id) DO NOTHING")
             .bind(run_id)

@@ -147,6 +147,16 @@ pub fn config_file(c: &Config) -> PathBuf {
     path
 }
 
+/// The `xiezhi` binary, with no store or broker inherited from the caller's environment.
+pub fn xiezhi() -> tokio::process::Command {
+    let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_xiezhi"));
+    c.env_remove("XIEZHI_DATABASE_URL")
+        .env_remove("XIEZHI_AMQP_URL")
+        .env_remove("XIEZHI_CONFIG")
+        .kill_on_drop(true);
+    c
+}
+
 /// A built runtime with its store writers running.
 pub struct Running {
     pub rt: Arc<Runtime>,

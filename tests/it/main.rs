@@ -9,3 +9,4 @@ mod console;
 mod operators;
 mod pipeline;
 mod process;
+mod repull;

@@ -104,7 +104,7 @@ async fn a_mapping_fix_and_a_replay_killed_half_way_store_every_failed_record_on
 
     // A slow replay in a child process, killed once some records were re-sent.
     let file = config_file(&config);
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_xiezhi"))
+    let mut child = xiezhi()
         .args([
             "--config",
             file.to_str().expect("utf-8 path"),
@@ -121,13 +121,10 @@ async fn a_mapping_fix_and_a_replay_killed_half_way_store_every_failed_record_on
             "--page-size",
             "10",
         ])
-        .env_remove("XIEZHI_DATABASE_URL")
-        .env_remove("XIEZHI_AMQP_URL")
         .env("XIEZHI_ACTOR", "bob")
         .envs(sim_env(&sims))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .kill_on_drop(true)
         .spawn()
         .expect("replay starts");
     let mut replayed = 0;

@@ -6,15 +6,6 @@ use std::time::Duration;
 
 use crate::helpers::*;
 
-fn xiezhi() -> tokio::process::Command {
-    let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_xiezhi"));
-    c.env_remove("XIEZHI_DATABASE_URL")
-        .env_remove("XIEZHI_AMQP_URL")
-        .env_remove("XIEZHI_CONFIG")
-        .kill_on_drop(true);
-    c
-}
-
 fn free_base_port() -> u16 {
     // Five consecutive free ports: try bases until all bind.
     for base in (20_000u16..60_000).step_by(97) {
