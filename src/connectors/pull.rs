@@ -334,6 +334,8 @@ impl StreamPuller {
             ctx.store
                 .delete_checkpoint(&self.connector, &checkpoint)
                 .await?;
+        } else {
+            self.resolve_pull_failures(ctx).await?;
         }
         tracing::info!(connector = %self.connector, stream = %self.def.name, checkpoint = %checkpoint, fetched = self.counters.fetched.load(Ordering::Relaxed), outside_window = self.counters.outside_window.load(Ordering::Relaxed), failed = self.counters.failed.load(Ordering::Relaxed), "Stream sync finished.");
         Ok(())
@@ -368,6 +370,39 @@ impl StreamPuller {
         };
         ctx.store.record_failures(&ctx.run_id, &[failure]).await?;
         self.counters.failed.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// A live sync that reached the end fetched every page an earlier one could not: the
+    /// checkpoint never moves past a page that failed, so this run started at or before it.
+    async fn resolve_pull_failures(&self, ctx: &PullContext) -> anyhow::Result<()> {
+        let filter = crate::store::FailureFilter {
+            connector: Some(self.connector.clone()),
+            stream: Some(self.def.name.clone()),
+            stage: Some(Stage::Pull),
+            status: crate::ops::replay::REPLAYABLE.to_vec(),
+            limit: 10_000,
+            ..Default::default()
+        };
+        let ids = ctx.store.list_failure_ids(&filter).await?;
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let moved = ctx
+            .store
+            .set_failure_status(
+                &ids,
+                &crate::ops::replay::REPLAYABLE,
+                crate::store::FailureStatus::Resolved,
+                &crate::store::ops::FailureEvent {
+                    at: chrono::Utc::now(),
+                    actor: "sync".into(),
+                    action: "resolved".into(),
+                    detail: serde_json::json!({"run": ctx.run_id, "by": "sync", "reason": "the stream synced to its end past the page that failed"}),
+                },
+            )
+            .await?;
+        tracing::info!(connector = %self.connector, stream = %self.def.name, resolved = moved.len(), "Pull failures resolved: the stream synced past them.");
         Ok(())
     }
 

@@ -60,8 +60,16 @@ async fn window_sync(app: &Running, connector: &str, stream: &str, from: &str, t
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_window_re_pull_brings_upstream_fixes_without_moving_the_live_checkpoint() {
     let sims = spawn_sims(1500, 0.1, 57).await;
-    let config = embedded_config(&sims);
+    let mut config = embedded_config(&sims);
+    config.connectors_dir = copy_connectors();
+    // Quick to give up, so a failed page is a pull failure within the test's time.
+    edit_file(
+        &config.connectors_dir.join("hotline-12345.toml"),
+        "max_retries = 6",
+        "max_retries = 1",
+    );
     let app = Running::start(config.clone()).await;
+    pull_failures_resolve_once_the_stream_syncs_past_them(&app, &sims).await;
     app.sync_all().await;
     let mut broken = open_failures(&app, "provincial", "penalties").await;
     assert!(
@@ -242,4 +250,61 @@ async fn a_window_re_pull_brings_upstream_fixes_without_moving_the_live_checkpoi
         assert_eq!((r.missing_count, r.unexpected_count), (0, 0), "{t}: {r:?}");
     }
     app.stop().await;
+}
+
+/// An upstream outage leaves a pull failure (stage pull, the page's error); the next sync that
+/// reaches the end of the stream fetched that page and resolves it.
+async fn pull_failures_resolve_once_the_stream_syncs_past_them(
+    app: &Running,
+    sims: &xiezhi::sim::Simulators,
+) {
+    let faults = format!(
+        "{}/_admin/faults",
+        sims.url("hotline-12345").expect("hotline")
+    );
+    let client = reqwest::Client::new();
+    let set = |rate: f64| {
+        client
+            .post(&faults)
+            .json(&serde_json::json!({"error_rate": rate}))
+            .send()
+    };
+    set(1.0)
+        .await
+        .expect("faults")
+        .error_for_status()
+        .expect("faults set");
+    let sel = Selection {
+        connector: Some("hotline-12345".into()),
+        ..Default::default()
+    };
+    let pullers = app.rt.pullers(&sel).expect("pullers");
+    let report = app.rt.sync_once(&pullers, |_| {}).await.expect("sync");
+    assert!(!report.complete(), "{report:?}");
+    let pull_failures = |status: FailureStatus| {
+        let store = app.rt.store.clone();
+        async move {
+            store
+                .count_failures(&FailureFilter {
+                    connector: Some("hotline-12345".into()),
+                    stage: Some(xiezhi::record::Stage::Pull),
+                    status: vec![status],
+                    ..Default::default()
+                })
+                .await
+                .expect("count")
+        }
+    };
+    assert_eq!(pull_failures(FailureStatus::Open).await, 1);
+
+    set(0.0)
+        .await
+        .expect("faults")
+        .error_for_status()
+        .expect("faults off");
+    let pullers = app.rt.pullers(&sel).expect("pullers");
+    let report = app.rt.sync_once(&pullers, |_| {}).await.expect("sync");
+    assert!(report.complete(), "{report:?}");
+    assert_eq!(pull_failures(FailureStatus::Open).await, 0);
+    assert_eq!(pull_failures(FailureStatus::Resolved).await, 1);
 }
