@@ -308,7 +308,7 @@ async fn demo(mut config: Config, args: SimArgs, no_serve: bool) -> anyhow::Resu
     )
     .await?;
     eprintln!(
-        "\nAPI at http://{addr}  —  try:\n  curl http://{addr}/v1/stats\n  export XIEZHI_TOKEN={token}\n  curl -H \"Authorization: Bearer $XIEZHI_TOKEN\" 'http://{addr}/v1/failures/stats'\n  curl -H \"Authorization: Bearer $XIEZHI_TOKEN\" 'http://{addr}/v1/failures?limit=5'\nCtrl-C stops."
+        "\nAPI at http://{addr}  —  try:\n  export XIEZHI_TOKEN={token}\n  curl -H \"Authorization: Bearer $XIEZHI_TOKEN\" http://{addr}/v1/stats\n  curl -H \"Authorization: Bearer $XIEZHI_TOKEN\" 'http://{addr}/v1/failures/stats'\n  curl -H \"Authorization: Bearer $XIEZHI_TOKEN\" 'http://{addr}/v1/failures?limit=5'\nCtrl-C stops."
     );
     let api = tokio::spawn(api::serve(
         ApiState::new(rt.clone()),

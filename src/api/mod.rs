@@ -12,6 +12,7 @@ pub mod failures;
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -21,9 +22,12 @@ use serde_json::json;
 use tower_http::trace::TraceLayer;
 
 use crate::bus::Bus;
+use crate::ops::view::present_records;
 use crate::pipeline::Runtime;
 use crate::record::RecordType;
 use crate::store::Store;
+use crate::store::ops::Role;
+use auth::Caller;
 
 /// Largest request body the API reads (a replay filter or an edited record fits easily).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -109,11 +113,8 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
-        .route("/v1/stats", get(stats))
         .route("/v1/openapi.json", get(openapi))
-        .route("/v1/records/{type}/{key}", get(record))
-        .route("/v1/records/{type}/{key}/history", get(history))
-        .merge(operator_routes(state.clone()))
+        .merge(token_routes(state.clone()))
         .merge(console_routes(state.clone()))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -147,10 +148,13 @@ fn console_routes(state: ApiState) -> Router<ApiState> {
         .merge(pages)
 }
 
-/// The operators' routes: every one needs a token (401 without), and each handler checks the
-/// role it needs (403 below it).
-fn operator_routes(state: ApiState) -> Router<ApiState> {
+/// Everything that reads the store: every route needs a token (401 without), and each handler
+/// checks the role it needs (403 below it).
+fn token_routes(state: ApiState) -> Router<ApiState> {
     Router::new()
+        .route("/v1/stats", get(stats))
+        .route("/v1/records/{type}/{key}", get(record))
+        .route("/v1/records/{type}/{key}/history", get(history))
         .route("/v1/failures", get(failures::list))
         .route("/v1/failures/stats", get(failures::stats))
         .route("/v1/failures/replay", post(failures::replay))
@@ -190,7 +194,11 @@ async fn readyz(State(s): State<ApiState>) -> Response {
     }
 }
 
-async fn stats(State(s): State<ApiState>) -> Result<Json<crate::store::Stats>, ApiError> {
+async fn stats(
+    State(s): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<crate::store::Stats>, ApiError> {
+    caller.require(Role::Viewer)?;
     Ok(Json(s.store.stats().await?))
 }
 
@@ -201,25 +209,54 @@ fn parse_type(t: &str) -> Result<RecordType, ApiError> {
 
 async fn record(
     State(s): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     Path((t, key)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
+    caller.require(Role::Viewer)?;
     let t = parse_type(&t)?;
-    match s.store.get_record(t, &key).await? {
-        Some(r) if !r.deleted => Ok(Json(r).into_response()),
-        Some(r) => Ok((StatusCode::GONE, Json(r)).into_response()),
-        None => Err(ApiError::NotFound(format!("no {t} with key `{key}`"))),
-    }
+    let Some(mut r) = s.store.get_record(t, &key).await? else {
+        return Err(ApiError::NotFound(format!("no {t} with key `{key}`")));
+    };
+    let reader = caller.reader("api");
+    present_records(
+        s.store.as_ref(),
+        &s.rt.schema,
+        &reader,
+        "records.show",
+        t,
+        &key,
+        vec![&mut r.data],
+    )
+    .await?;
+    let status = if r.deleted {
+        StatusCode::GONE
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(r)).into_response())
 }
 
 async fn history(
     State(s): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     Path((t, key)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
+    caller.require(Role::Viewer)?;
     let t = parse_type(&t)?;
-    let versions = s.store.history(t, &key).await?;
+    let mut versions = s.store.history(t, &key).await?;
     if versions.is_empty() {
         return Err(ApiError::NotFound(format!("no {t} with key `{key}`")));
     }
+    present_records(
+        s.store.as_ref(),
+        &s.rt.schema,
+        &caller.reader("api"),
+        "records.history",
+        t,
+        &key,
+        versions.iter_mut().map(|v| &mut v.data).collect(),
+    )
+    .await?;
     Ok(Json(versions).into_response())
 }
 

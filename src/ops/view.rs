@@ -5,6 +5,7 @@
 
 use serde_json::{Value, json};
 
+use crate::record::RecordType;
 use crate::schema::{SchemaRegistry, mask_free_text, mask_record};
 use crate::store::ops::NewAudit;
 use crate::store::{FailureRow, Store, StoreError};
@@ -46,11 +47,55 @@ pub async fn present(
     Ok(())
 }
 
+/// Prepares stored records' data (current or versions) for a reader, as [`present`] does
+/// failures: a viewer's masked, an unmasked read audited.
+pub async fn present_records(
+    store: &dyn Store,
+    schema: &SchemaRegistry,
+    reader: &Reader,
+    action: &str,
+    record_type: RecordType,
+    key: &str,
+    data: Vec<&mut Value>,
+) -> Result<(), StoreError> {
+    if reader.sees_personal_data {
+        store
+            .append_audit(&NewAudit {
+                actor: reader.actor.clone(),
+                action: action.to_owned(),
+                target: Some(format!("{record_type}/{key}")),
+                filter: json!({}),
+                count: data.len() as i64,
+                outcome: json!({"masked": false, "via": reader.via}),
+            })
+            .await?;
+    } else {
+        for v in data {
+            mask_national(schema, record_type, v);
+        }
+    }
+    Ok(())
+}
+
+/// Masks a national record in place: the schema's personal fields, then ID and phone numbers
+/// anywhere (free-text fields carry no annotation). Returns the (original, masked) pairs.
+fn mask_national(
+    schema: &SchemaRegistry,
+    record_type: RecordType,
+    record: &mut Value,
+) -> Vec<crate::schema::MaskedValue> {
+    let pairs = mask_record(schema.personal_fields(record_type), record);
+    if let Ok(masked) = serde_json::from_str(&mask_free_text(&record.to_string())) {
+        *record = masked;
+    }
+    pairs
+}
+
 /// Masks a failure's personal data in place.
 pub fn mask_failure(schema: &SchemaRegistry, row: &mut FailureRow) {
     let mut pairs = Vec::new();
     if let (Some(t), Some(n)) = (row.record_type, row.normalized.as_mut()) {
-        pairs = mask_record(schema.personal_fields(t), n);
+        pairs = mask_national(schema, t, n);
     }
     // Longest first, so a name inside a longer masked value is not masked twice.
     pairs.sort_by_key(|(original, _)| std::cmp::Reverse(original.len()));
@@ -70,11 +115,5 @@ pub fn mask_failure(schema: &SchemaRegistry, row: &mut FailureRow) {
     }
     if let Some(k) = row.natural_key.as_mut() {
         *k = mask(k);
-    }
-    if let Some(n) = row.normalized.as_mut() {
-        // Fields without an annotation (free-text remarks) still lose ID and phone numbers.
-        if let Ok(masked) = serde_json::from_str(&mask_free_text(&n.to_string())) {
-            *n = masked;
-        }
     }
 }

@@ -71,8 +71,23 @@ async fn records_stats_and_failures_are_served() {
         .expect("readyz");
     assert_eq!(ready.status(), 200);
 
-    let stats: serde_json::Value = http
-        .get(format!("{}/v1/stats", app.base))
+    let store = running.rt.store.as_ref();
+    let (viewer, _) = tokens::create(store, "it-viewer", Role::Viewer)
+        .await
+        .expect("viewer token");
+    let (operator, _) = tokens::create(store, "it-operator", Role::Operator)
+        .await
+        .expect("operator token");
+    let get = |path: &str, token: &str| {
+        let req = http.get(format!("{}{path}", app.base));
+        if token.is_empty() {
+            req
+        } else {
+            req.bearer_auth(token)
+        }
+    };
+
+    let stats: serde_json::Value = get("/v1/stats", &viewer)
         .send()
         .await
         .expect("stats")
@@ -103,6 +118,7 @@ async fn records_stats_and_failures_are_served() {
     );
     let rec: serde_json::Value = http
         .get(&url)
+        .bearer_auth(&viewer)
         .send()
         .await
         .expect("record")
@@ -117,34 +133,66 @@ async fn records_stats_and_failures_are_served() {
         key.split_once(':').map(|(_, d)| d)
     );
 
-    let missing = http
-        .get(format!("{}/v1/records/penalty/nope", app.base))
+    let missing = get("/v1/records/penalty/nope", &viewer)
         .send()
         .await
         .expect("404");
     assert_eq!(missing.status(), 404);
-    let bad_type = http
-        .get(format!("{}/v1/records/fines/x", app.base))
+    let bad_type = get("/v1/records/fines/x", &viewer)
         .send()
         .await
         .expect("404");
     assert_eq!(bad_type.status(), 404);
 
-    let store = running.rt.store.as_ref();
-    let (viewer, _) = tokens::create(store, "it-viewer", Role::Viewer)
-        .await
-        .expect("viewer token");
-    let (operator, _) = tokens::create(store, "it-operator", Role::Operator)
-        .await
-        .expect("operator token");
-    let get = |path: &str, token: &str| {
-        let req = http.get(format!("{}{path}", app.base));
-        if token.is_empty() {
-            req
-        } else {
-            req.bearer_auth(token)
+    // A penalty on a natural person: a viewer gets the ID number masked, an operator gets it
+    // whole and the read is audited.
+    let mut person = None;
+    for k in &stored_penalties {
+        let r = store
+            .get_record(xiezhi::record::RecordType::Penalty, k)
+            .await
+            .expect("record")
+            .expect("stored");
+        if let Some(id) = r.data["party"]["id_number"].as_str() {
+            person = Some((k.clone(), id.to_owned()));
+            break;
         }
-    };
+    }
+    let (person_key, id_number) = person.expect("a penalty on a natural person");
+    for suffix in ["", "/history"] {
+        let path = format!(
+            "/v1/records/penalty/{}{suffix}",
+            percent_encoding::utf8_percent_encode(&person_key, percent_encoding::NON_ALPHANUMERIC)
+        );
+        let viewed = get(&path, &viewer)
+            .send()
+            .await
+            .expect("viewer")
+            .text()
+            .await
+            .expect("text");
+        assert!(
+            !viewed.contains(&id_number) && !has_id_number(&viewed),
+            "a viewer saw an ID number: {viewed}"
+        );
+        let full = get(&path, &operator)
+            .send()
+            .await
+            .expect("operator")
+            .text()
+            .await
+            .expect("text");
+        assert!(full.contains(&id_number), "{full}");
+    }
+    let audited = store.list_audit(0, 1000).await.expect("audit");
+    for action in ["records.show", "records.history"] {
+        assert!(
+            audited.iter().any(|a| a.entry.action == action
+                && a.entry.actor == "token:it-operator"
+                && a.entry.target.as_deref() == Some(&format!("penalty/{person_key}"))),
+            "{action} not audited"
+        );
+    }
 
     let failures: serde_json::Value =
         get("/v1/failures?connector=credit-platform&limit=5", &operator)
@@ -210,8 +258,11 @@ async fn records_stats_and_failures_are_served() {
     );
     assert!(!has_id_number(&all_viewed), "a viewer saw a full ID number");
 
-    // 401 without or with a bad token, 403 below the role, on every operator route.
-    let routes: [(&str, &str, Option<serde_json::Value>, Role); 10] = [
+    // 401 without or with a bad token, 403 below the role, on every route that reads the store.
+    let routes: [(&str, &str, Option<serde_json::Value>, Role); 13] = [
+        ("GET", "/v1/stats", None, Role::Viewer),
+        ("GET", "/v1/records/penalty/x", None, Role::Viewer),
+        ("GET", "/v1/records/penalty/x/history", None, Role::Viewer),
         ("GET", "/v1/failures", None, Role::Viewer),
         ("GET", "/v1/failures/stats", None, Role::Viewer),
         ("GET", "/v1/audit", None, Role::Operator),
@@ -548,6 +599,7 @@ async fn records_stats_and_failures_are_served() {
             app.base,
             percent_encoding::utf8_percent_encode(key, percent_encoding::NON_ALPHANUMERIC)
         ))
+        .bearer_auth(&operator)
         .send()
         .await
         .expect("record")
