@@ -340,6 +340,8 @@ pub(crate) struct VersionWrite {
     pub division: String,
     pub content_hash: String,
     pub data: Option<Arc<str>>,
+    /// The connector whose change produced this version (feeds route by it).
+    pub source: String,
 }
 
 /// Rows to write for one apply call. Each source and record appears once (its final state);
@@ -549,7 +551,7 @@ pub(crate) fn plan(
                 c.overridden.clear();
             }
         }
-        remerge(precedence, &key, state, &mut plan)?;
+        remerge(precedence, &key, state, &mut plan, &e.connector)?;
     }
 
     for key in order {
@@ -628,6 +630,7 @@ fn remerge(
     key: &RecKey,
     state: &mut KeyState,
     plan: &mut Plan,
+    cause: &str,
 ) -> Result<(), CorruptContribution> {
     let mut live: Vec<usize> = (0..state.contributions.len())
         .filter(|i| {
@@ -657,7 +660,7 @@ fn remerge(
         state.content_hash.clear();
         state.data = None;
         let prev = std::mem::replace(&mut state.seq, SeqRef::New(plan.versions.len()));
-        push_version(plan, key, state, prev);
+        push_version(plan, key, state, prev, cause);
         plan.outcome.deleted += 1;
         return Ok(());
     }
@@ -710,7 +713,7 @@ fn remerge(
     state.content_hash = hash;
     state.data = Some(text);
     let prev = std::mem::replace(&mut state.seq, SeqRef::New(plan.versions.len()));
-    push_version(plan, key, state, prev);
+    push_version(plan, key, state, prev, cause);
     if was_live {
         plan.outcome.updated += 1;
     } else {
@@ -719,7 +722,7 @@ fn remerge(
     Ok(())
 }
 
-fn push_version(plan: &mut Plan, key: &RecKey, state: &KeyState, prev: SeqRef) {
+fn push_version(plan: &mut Plan, key: &RecKey, state: &KeyState, prev: SeqRef, cause: &str) {
     plan.versions.push(VersionWrite {
         record_type: key.0,
         key: key.1.clone(),
@@ -729,6 +732,7 @@ fn push_version(plan: &mut Plan, key: &RecKey, state: &KeyState, prev: SeqRef) {
         division: state.division.clone(),
         content_hash: state.content_hash.clone(),
         data: state.data.clone(),
+        source: cause.to_owned(),
     });
 }
 

@@ -121,6 +121,18 @@ pub struct Change {
     pub division: String,
     pub data: Value,
     pub changed_at: DateTime<Utc>,
+    /// The connector whose change produced this version.
+    pub source: String,
+}
+
+/// Where a named consumer stands on a feed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeedCursor {
+    pub consumer: String,
+    /// A record type, or `*` for every type.
+    pub feed: String,
+    pub seq: i64,
+    pub updated_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -306,6 +318,14 @@ pub trait Store: Send + Sync {
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<Change>>;
+
+    /// Changes of one type (or all) after `after_seq`: a feed consumer's lag.
+    async fn count_changes(&self, record_type: Option<RecordType>, after_seq: i64) -> Result<i64>;
+    /// A named consumer's cursor on a feed: the last change sequence it confirmed.
+    async fn feed_cursor(&self, consumer: &str, feed: &str) -> Result<Option<i64>>;
+    async fn save_feed_cursor(&self, consumer: &str, feed: &str, seq: i64) -> Result<()>;
+    /// Every named consumer's cursors, by consumer and feed.
+    async fn feed_cursors(&self) -> Result<Vec<FeedCursor>>;
 
     /// `true` when the store answers a trivial query (readiness).
     async fn ping(&self) -> bool;
@@ -591,10 +611,20 @@ pub(crate) fn version_from_tuple(t: VersionTuple) -> Result<RecordVersion> {
 }
 
 /// A feed row: seq, record_type, key, version, deleted, division, data, changed_at µs.
-pub(crate) type ChangeTuple = (i64, String, String, i64, bool, String, Option<String>, i64);
+pub(crate) type ChangeTuple = (
+    i64,
+    String,
+    String,
+    i64,
+    bool,
+    String,
+    Option<String>,
+    i64,
+    String,
+);
 
 pub(crate) fn change_from_tuple(t: ChangeTuple) -> Result<Change> {
-    let (seq, record_type, key, version, deleted, division, data, changed_at) = t;
+    let (seq, record_type, key, version, deleted, division, data, changed_at, source) = t;
     Ok(Change {
         seq,
         record_type: record_type_of("change record type", &record_type)?,
@@ -608,6 +638,7 @@ pub(crate) fn change_from_tuple(t: ChangeTuple) -> Result<Change> {
             .transpose()?
             .unwrap_or(Value::Null),
         changed_at: time_from_micros("change changed_at", changed_at)?,
+        source,
     })
 }
 
@@ -1084,8 +1115,39 @@ pub(crate) mod testsuite {
             .unwrap();
         assert_eq!(tail.len(), 1);
         assert_eq!(
-            (tail[0].key.as_str(), tail[0].division.as_str()),
-            ("late", "620822")
+            (
+                tail[0].key.as_str(),
+                tail[0].division.as_str(),
+                tail[0].source.as_str()
+            ),
+            ("late", "620822", "provincial")
+        );
+        assert!(all.iter().all(|c| !c.source.is_empty()));
+
+        // Lag and named consumers' cursors.
+        assert_eq!(
+            store.count_changes(None, 0).await.unwrap(),
+            all.len() as i64 + 1
+        );
+        assert_eq!(
+            store
+                .count_changes(Some(RecordType::Penalty), end)
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(store.feed_cursor("dw", "penalty").await.unwrap(), None);
+        store.save_feed_cursor("dw", "penalty", 3).await.unwrap();
+        store.save_feed_cursor("dw", "penalty", end).await.unwrap();
+        store.save_feed_cursor("amqp", "*", 1).await.unwrap();
+        assert_eq!(store.feed_cursor("dw", "penalty").await.unwrap(), Some(end));
+        let cursors = store.feed_cursors().await.unwrap();
+        assert_eq!(
+            cursors
+                .iter()
+                .map(|c| (c.consumer.as_str(), c.feed.as_str(), c.seq))
+                .collect::<Vec<_>>(),
+            vec![("amqp", "*", 1), ("dw", "penalty", end)]
         );
     }
 

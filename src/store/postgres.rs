@@ -23,7 +23,7 @@ use super::{
     StoreError, StoredRecord, VersionTuple, change_from_tuple, failure_from_tuple, failure_limit,
     head_from_tuple, query_err, record_from_tuple, record_type_of, status_name, version_from_tuple,
 };
-use super::{FailureStatus, parse_json, time_from_micros};
+use super::{FailureStatus, FeedCursor, parse_json, time_from_micros};
 use crate::record::{Batch, Failure, RecordType};
 
 /// Key of the advisory lock every `apply` holds until it commits.
@@ -105,6 +105,11 @@ impl PgStore {
                 3,
                 "edits",
                 include_str!("../../migrations/postgres/0003_edits.sql"),
+            ),
+            (
+                4,
+                "feeds",
+                include_str!("../../migrations/postgres/0004_feeds.sql"),
             ),
         ])
     }
@@ -251,9 +256,9 @@ impl PgStore {
             let v = &plan.versions;
             sqlx::query(
                 "INSERT INTO record_versions \
-                   (record_type, key, version, seq, deleted, division, content_hash, data, changed_at) \
+                   (record_type, key, version, seq, deleted, division, content_hash, data, source, changed_at) \
                  SELECT t.*, now() FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::int8[], $5::bool[], \
-                   $6::text[], $7::text[], $8::text[]) AS t",
+                   $6::text[], $7::text[], $8::text[], $9::text[]) AS t",
             )
             .bind(v.iter().map(|w| w.record_type.as_str()).collect::<Vec<_>>())
             .bind(v.iter().map(|w| w.key.as_str()).collect::<Vec<_>>())
@@ -263,6 +268,7 @@ impl PgStore {
             .bind(v.iter().map(|w| w.division.as_str()).collect::<Vec<_>>())
             .bind(v.iter().map(|w| w.content_hash.as_str()).collect::<Vec<_>>())
             .bind(v.iter().map(|w| w.data.as_deref()).collect::<Vec<_>>())
+            .bind(v.iter().map(|w| w.source.as_str()).collect::<Vec<_>>())
             .execute(&mut **tx)
             .await
             .map_err(query_err("writing record versions"))?;
@@ -926,7 +932,7 @@ impl Store for PgStore {
             Some(t) => sqlx::query_as(concat!(
                 "SELECT seq, record_type, key, version, deleted, division, data, ",
                 micros!("changed_at"),
-                " FROM record_versions WHERE seq > $1 AND record_type = $3 ORDER BY seq LIMIT $2"
+                ", source FROM record_versions WHERE seq > $1 AND record_type = $3 ORDER BY seq LIMIT $2"
             ))
             .bind(after_seq)
             .bind(i64::from(limit))
@@ -937,7 +943,7 @@ impl Store for PgStore {
                 sqlx::query_as(concat!(
                     "SELECT seq, record_type, key, version, deleted, division, data, ",
                     micros!("changed_at"),
-                    " FROM record_versions WHERE seq > $1 ORDER BY seq LIMIT $2"
+                    ", source FROM record_versions WHERE seq > $1 ORDER BY seq LIMIT $2"
                 ))
                 .bind(after_seq)
                 .bind(i64::from(limit))
@@ -947,6 +953,61 @@ impl Store for PgStore {
         }
         .map_err(query_err("reading the change feed"))?;
         rows.into_iter().map(change_from_tuple).collect()
+    }
+
+    async fn count_changes(&self, record_type: Option<RecordType>, after_seq: i64) -> Result<i64> {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM record_versions WHERE seq > $1 AND ($2::text IS NULL OR record_type = $2)",
+        )
+        .bind(after_seq)
+        .bind(record_type.map(RecordType::as_str))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(query_err("counting changes"))
+    }
+
+    async fn feed_cursor(&self, consumer: &str, feed: &str) -> Result<Option<i64>> {
+        sqlx::query_scalar("SELECT seq FROM feed_cursors WHERE consumer = $1 AND feed = $2")
+            .bind(consumer)
+            .bind(feed)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_err("reading a feed cursor"))
+    }
+
+    async fn save_feed_cursor(&self, consumer: &str, feed: &str, seq: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO feed_cursors (consumer, feed, seq, updated_at) VALUES ($1, $2, $3, now()) \
+             ON CONFLICT (consumer, feed) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at",
+        )
+        .bind(consumer)
+        .bind(feed)
+        .bind(seq)
+        .execute(&self.pool)
+        .await
+        .map_err(query_err("saving a feed cursor"))?;
+        Ok(())
+    }
+
+    async fn feed_cursors(&self) -> Result<Vec<FeedCursor>> {
+        let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(concat!(
+            "SELECT consumer, feed, seq, ",
+            micros!("updated_at"),
+            " FROM feed_cursors ORDER BY consumer, feed"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("listing feed cursors"))?;
+        rows.into_iter()
+            .map(|(consumer, feed, seq, at)| {
+                Ok(FeedCursor {
+                    consumer,
+                    feed,
+                    seq,
+                    updated_at: time_from_micros("feed cursor updated_at", at)?,
+                })
+            })
+            .collect()
     }
 
     async fn ping(&self) -> bool {

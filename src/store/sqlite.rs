@@ -30,7 +30,7 @@ use super::{
     StoreError, StoredRecord, VersionTuple, change_from_tuple, failure_from_tuple, failure_limit,
     head_from_tuple, query_err, record_from_tuple, record_type_of, status_name, version_from_tuple,
 };
-use super::{FailureStatus, parse_json, time_from_micros};
+use super::{FailureStatus, FeedCursor, parse_json, time_from_micros};
 use crate::record::{Batch, Failure, RecordType};
 
 /// Reader connections next to the single writer.
@@ -186,6 +186,11 @@ impl SqliteStore {
                 "edits",
                 include_str!("../../migrations/sqlite/0004_edits.sql"),
             ),
+            (
+                5,
+                "feeds",
+                include_str!("../../migrations/sqlite/0005_feeds.sql"),
+            ),
         ])
     }
 
@@ -337,8 +342,8 @@ impl SqliteStore {
             let sql = values_sql(
                 "INSERT OR ROLLBACK INTO record_versions \
                    (seq, record_type, key, version, deleted, division, content_hash, data, changed_at, \
-                    prev_seq)",
-                10,
+                    prev_seq, source)",
+                11,
                 chunk.len(),
                 "",
             );
@@ -354,7 +359,8 @@ impl SqliteStore {
                     .bind(w.content_hash.as_str())
                     .bind(w.data.clone())
                     .bind(now)
-                    .bind(Some(w.prev.resolve(&seqs)).filter(|s| *s > 0));
+                    .bind(Some(w.prev.resolve(&seqs)).filter(|s| *s > 0))
+                    .bind(w.source.as_str());
             }
             q.execute(&mut **tx)
                 .await
@@ -366,7 +372,7 @@ impl SqliteStore {
 
 /// Rows per multi-row INSERT, largest first. Every statement text has one of these row counts,
 /// so all of them stay in the prepared-statement cache (a 2,500-parameter statement costs more
-/// to prepare than its rows cost to write); 10 columns × 256 rows stays far below SQLite's
+/// to prepare than its rows cost to write); 11 columns × 256 rows stays far below SQLite's
 /// limit of 32,766 parameters.
 const ROWS_PER_INSERT: [usize; 5] = [256, 64, 16, 4, 1];
 
@@ -1056,7 +1062,7 @@ impl Store for SqliteStore {
         limit: u32,
     ) -> Result<Vec<Change>> {
         let rows: Vec<ChangeTuple> = sqlx::query_as(
-            "SELECT seq, record_type, key, version, deleted, division, data, changed_at FROM record_versions \
+            "SELECT seq, record_type, key, version, deleted, division, data, changed_at, source FROM record_versions \
              WHERE seq > ?1 AND (?3 IS NULL OR record_type = ?3) ORDER BY seq LIMIT ?2",
         )
         .bind(after_seq)
@@ -1066,6 +1072,60 @@ impl Store for SqliteStore {
         .await
         .map_err(query_err("reading the change feed"))?;
         rows.into_iter().map(change_from_tuple).collect()
+    }
+
+    async fn count_changes(&self, record_type: Option<RecordType>, after_seq: i64) -> Result<i64> {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM record_versions WHERE seq > ?1 AND (?2 IS NULL OR record_type = ?2)",
+        )
+        .bind(after_seq)
+        .bind(record_type.map(RecordType::as_str))
+        .fetch_one(&self.readers)
+        .await
+        .map_err(query_err("counting changes"))
+    }
+
+    async fn feed_cursor(&self, consumer: &str, feed: &str) -> Result<Option<i64>> {
+        sqlx::query_scalar("SELECT seq FROM feed_cursors WHERE consumer = ?1 AND feed = ?2")
+            .bind(consumer)
+            .bind(feed)
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(query_err("reading a feed cursor"))
+    }
+
+    async fn save_feed_cursor(&self, consumer: &str, feed: &str, seq: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO feed_cursors (consumer, feed, seq, updated_at) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (consumer, feed) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at",
+        )
+        .bind(consumer)
+        .bind(feed)
+        .bind(seq)
+        .bind(now_micros())
+        .execute(&self.writer)
+        .await
+        .map_err(query_err("saving a feed cursor"))?;
+        Ok(())
+    }
+
+    async fn feed_cursors(&self) -> Result<Vec<FeedCursor>> {
+        let rows: Vec<(String, String, i64, i64)> = sqlx::query_as(
+            "SELECT consumer, feed, seq, updated_at FROM feed_cursors ORDER BY consumer, feed",
+        )
+        .fetch_all(&self.readers)
+        .await
+        .map_err(query_err("listing feed cursors"))?;
+        rows.into_iter()
+            .map(|(consumer, feed, seq, at)| {
+                Ok(FeedCursor {
+                    consumer,
+                    feed,
+                    seq,
+                    updated_at: time_from_micros("feed cursor updated_at", at)?,
+                })
+            })
+            .collect()
     }
 
     async fn ping(&self) -> bool {
