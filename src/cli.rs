@@ -475,10 +475,14 @@ async fn serve(config: Config) -> anyhow::Result<i32> {
         cancel.clone(),
     ));
     let scheduler = tokio::spawn(crate::schedule::run(rt.clone(), cancel.clone()));
+    let relay = rt.spawn_relay(&cancel);
     shutdown_signal().await;
     tracing::info!("Shutting down: no new pulls; in-flight batches finish.");
     cancel.cancel();
     scheduler.await?;
+    if let Some(r) = relay {
+        r.await?;
+    }
     for w in writers {
         w.await??;
     }

@@ -38,6 +38,8 @@ pub struct Config {
     pub pipeline: PipelineConfig,
     /// RabbitMQ topology and timing (used when `amqp_url` is set).
     pub amqp: AmqpOptions,
+    /// Downstream feeds: named consumers, their masking level and AMQP bindings.
+    pub feeds: crate::feeds::FeedsConfig,
     /// Variables the connector files see besides the process environment (the simulators'
     /// credentials when xiezhi starts the simulators itself). Not read from the file.
     #[serde(skip)]
@@ -114,6 +116,7 @@ impl Default for Config {
             precedence,
             pipeline: PipelineConfig::default(),
             amqp: AmqpOptions::default(),
+            feeds: crate::feeds::FeedsConfig::default(),
             extra_env: BTreeMap::new(),
         }
     }
@@ -226,6 +229,7 @@ impl Config {
                 "store_prefetch, store_writers, concurrent_streams and pages_in_flight must be at least 1",
             ));
         }
+        self.feeds.validate(file)?;
         if self.sim_base_port > u16::MAX - 5 {
             return Err(ConfigError::new(
                 file,

@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod console;
 pub mod failures;
+pub mod feeds;
 
 use std::sync::Arc;
 
@@ -155,6 +156,8 @@ fn token_routes(state: ApiState) -> Router<ApiState> {
         .route("/v1/stats", get(stats))
         .route("/v1/records/{type}/{key}", get(record))
         .route("/v1/records/{type}/{key}/history", get(history))
+        .route("/v1/feeds", get(feeds::consumers))
+        .route("/v1/feeds/{type}", get(feeds::read))
         .route("/v1/failures", get(failures::list))
         .route("/v1/failures/stats", get(failures::stats))
         .route("/v1/failures/replay", post(failures::replay))

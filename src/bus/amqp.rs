@@ -369,10 +369,13 @@ impl Link {
     }
 }
 
-/// A batch as published: kept byte-exact so a republish is the same message.
+/// A message as published: kept byte-exact so a republish is the same message.
 struct Outgoing {
+    exchange: String,
     id: String,
     routing_key: String,
+    content_type: &'static str,
+    message_type: String,
     body: Vec<u8>,
 }
 
@@ -573,19 +576,15 @@ async fn link_replaced(link_rx: &mut watch::Receiver<Option<Link>>, generation: 
     }
 }
 
-async fn publish_on(
-    link: &Link,
-    exchange: &str,
-    msg: &Outgoing,
-) -> Result<PublisherConfirm, lapin::Error> {
+async fn publish_on(link: &Link, msg: &Outgoing) -> Result<PublisherConfirm, lapin::Error> {
     let properties = BasicProperties::default()
         .with_delivery_mode(2)
-        .with_content_type(BATCH_CONTENT_TYPE.into())
+        .with_content_type(msg.content_type.into())
         .with_message_id(msg.id.as_str().into())
-        .with_type(BATCH_MESSAGE_TYPE.into());
+        .with_type(msg.message_type.as_str().into());
     link.channel
         .basic_publish(
-            exchange.into(),
+            msg.exchange.as_str().into(),
             msg.routing_key.as_str().into(),
             BasicPublishOptions::default(),
             &msg.body,
@@ -719,7 +718,7 @@ impl Driver {
             attempt += 1;
             self.shared.republished.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(batch_id = %self.msg.id, attempt, reason = %last, "Republishing a batch.");
-            match publish_on(&link, &options.exchange, &self.msg).await {
+            match publish_on(&link, &self.msg).await {
                 Ok(confirm) => pending = Some((link.generation, confirm)),
                 Err(e) => {
                     let _ = self.broken.send(link.generation);
@@ -738,14 +737,10 @@ impl Driver {
     }
 }
 
-#[async_trait]
-impl Bus for AmqpBus {
-    async fn publish(&self, batch: Batch) -> Result<Confirm, BusError> {
-        check_short("routing key", &batch.routing_key)
-            .and_then(|()| check_short("batch id", &batch.id))
-            .map_err(|reason| {
-                BusError::Channel(format!("batch {} cannot be published: {reason}", batch.id))
-            })?;
+impl AmqpBus {
+    /// Publishes one message with confirms, republishing through connection losses in the
+    /// background (see [`Driver`]); shared by batches and feed events.
+    async fn send(&self, msg: Outgoing) -> Result<Confirm, BusError> {
         let inner = &self.inner;
         let permit = inner
             .in_flight
@@ -754,11 +749,6 @@ impl Bus for AmqpBus {
             .await
             .map_err(|_| BusError::Closed)?;
         let deadline = Instant::now() + inner.shared.options.give_up_after;
-        let msg = Outgoing {
-            body: batch.to_body(),
-            id: batch.id,
-            routing_key: batch.routing_key,
-        };
         let mut link_rx = inner.link.clone();
         let link = match wait_for_link(&mut link_rx, &inner.broken, deadline).await {
             Ok(link) => link,
@@ -771,7 +761,7 @@ impl Bus for AmqpBus {
                 });
             }
         };
-        let (pending, last) = match publish_on(&link, &inner.shared.options.exchange, &msg).await {
+        let (pending, last) = match publish_on(&link, &msg).await {
             Ok(confirm) => (Some((link.generation, confirm)), String::new()),
             Err(e) => {
                 let _ = inner.broken.send(link.generation);
@@ -795,6 +785,136 @@ impl Bus for AmqpBus {
         Ok(Box::pin(async move {
             rx.await.unwrap_or(Err(BusError::Closed))
         }))
+    }
+
+    /// Publishes one message (a feed event) to `exchange` with publisher confirms, persistent,
+    /// republished through connection losses like a batch. `id` is the AMQP message id.
+    pub async fn publish_message(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        id: &str,
+        message_type: &str,
+        body: Vec<u8>,
+    ) -> Result<Confirm, BusError> {
+        check_short("routing key", routing_key)
+            .and_then(|()| check_short("message id", id))
+            .map_err(|reason| {
+                BusError::Channel(format!("message {id} cannot be published: {reason}"))
+            })?;
+        self.send(Outgoing {
+            exchange: exchange.to_owned(),
+            id: id.to_owned(),
+            routing_key: routing_key.to_owned(),
+            content_type: "application/cloudevents+json",
+            message_type: message_type.to_owned(),
+            body,
+        })
+        .await
+    }
+
+    /// Declares the feed topology: a durable topic exchange per masking level, a dead-letter
+    /// exchange, and per named consumer a durable queue bound to its level's exchange with its
+    /// bindings, dead-lettering into its own `.dead` queue. Idempotent.
+    pub async fn declare_feeds(&self, feeds: &crate::feeds::FeedsConfig) -> Result<(), BusError> {
+        let channel = self.side_channel().await?;
+        let durable = ExchangeDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        let dead_exchange = format!("{}.dead", feeds.exchange_prefix);
+        let mut exchanges: Vec<String> = crate::feeds::Masking::ALL
+            .iter()
+            .map(|l| feeds.exchange(*l))
+            .collect();
+        exchanges.push(dead_exchange.clone());
+        for exchange in &exchanges {
+            channel
+                .exchange_declare(
+                    exchange.as_str().into(),
+                    ExchangeKind::Topic,
+                    durable,
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(|e| {
+                    BusError::Channel(format!("declaring feed exchange {exchange}: {e}"))
+                })?;
+        }
+        let quorum = self.inner.shared.options.queue_type == QueueType::Quorum;
+        for c in &feeds.consumers {
+            let queue = feeds.queue(&c.name);
+            let dead = format!("{queue}.dead");
+            let mut args = FieldTable::default();
+            args.insert(
+                "x-dead-letter-exchange".into(),
+                AMQPValue::LongString(dead_exchange.as_str().into()),
+            );
+            args.insert(
+                "x-dead-letter-routing-key".into(),
+                AMQPValue::LongString(c.name.as_str().into()),
+            );
+            let mut dead_args = FieldTable::default();
+            if quorum {
+                for a in [&mut args, &mut dead_args] {
+                    a.insert(
+                        "x-queue-type".into(),
+                        AMQPValue::LongString("quorum".into()),
+                    );
+                }
+            }
+            for (q, a) in [(&queue, args), (&dead, dead_args)] {
+                channel
+                    .queue_declare(q.as_str().into(), QueueDeclareOptions::durable(), a)
+                    .await
+                    .map_err(|e| BusError::Channel(format!("declaring feed queue {q}: {e}")))?;
+            }
+            let exchange = feeds.exchange(c.masking);
+            let mut binds: Vec<(&str, &str, &str)> = c
+                .bindings
+                .iter()
+                .map(|b| (queue.as_str(), exchange.as_str(), b.as_str()))
+                .collect();
+            binds.push((dead.as_str(), dead_exchange.as_str(), c.name.as_str()));
+            for (q, x, pattern) in binds {
+                channel
+                    .queue_bind(
+                        q.into(),
+                        x.into(),
+                        pattern.into(),
+                        QueueBindOptions::default(),
+                        FieldTable::default(),
+                    )
+                    .await
+                    .map_err(|e| {
+                        BusError::Channel(format!(
+                            "binding feed queue {q} to {x} with `{pattern}`: {e}"
+                        ))
+                    })?;
+            }
+        }
+        let _ = channel.close(200, "declared".into()).await;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Bus for AmqpBus {
+    async fn publish(&self, batch: Batch) -> Result<Confirm, BusError> {
+        check_short("routing key", &batch.routing_key)
+            .and_then(|()| check_short("batch id", &batch.id))
+            .map_err(|reason| {
+                BusError::Channel(format!("batch {} cannot be published: {reason}", batch.id))
+            })?;
+        self.send(Outgoing {
+            exchange: self.inner.shared.options.exchange.clone(),
+            body: batch.to_body(),
+            id: batch.id,
+            routing_key: batch.routing_key,
+            content_type: BATCH_CONTENT_TYPE,
+            message_type: BATCH_MESSAGE_TYPE.into(),
+        })
+        .await
     }
 
     async fn subscribe(
@@ -1429,21 +1549,28 @@ mod tests {
         bus.close();
     }
 
+    fn outgoing(sent: &Batch, exchange: &str) -> Outgoing {
+        Outgoing {
+            exchange: exchange.to_owned(),
+            body: sent.to_body(),
+            id: sent.id.clone(),
+            routing_key: sent.routing_key.clone(),
+            content_type: BATCH_CONTENT_TYPE,
+            message_type: BATCH_MESSAGE_TYPE.into(),
+        }
+    }
+
     #[tokio::test]
     async fn lost_confirm_is_republished_on_a_new_connection() {
         let options = unique_options();
         let _cleanup = Cleanup::new(&options, &[]);
         let bus = AmqpBus::connect(URL, options.clone()).await.unwrap();
         let sent = batch(RecordType::Penalty, "620822", 3);
-        let msg = Outgoing {
-            body: sent.to_body(),
-            id: sent.id.clone(),
-            routing_key: sent.routing_key.clone(),
-        };
+        let msg = outgoing(&sent, &options.exchange);
         // Publishing to a missing exchange makes the broker close the publishing channel, so the
         // pending confirm fails the way it does when a connection drops mid-flight.
         let link = bus.inner.link.borrow().clone().unwrap();
-        let doomed = publish_on(&link, "xiezhi.test.no-such-exchange", &msg)
+        let doomed = publish_on(&link, &outgoing(&sent, "xiezhi.test.no-such-exchange"))
             .await
             .unwrap();
         let driver = Driver {
@@ -1498,11 +1625,7 @@ mod tests {
             shared: bus.inner.shared.clone(),
             link: dead_rx,
             broken: bus.inner.broken.clone(),
-            msg: Outgoing {
-                body: sent.to_body(),
-                id: sent.id.clone(),
-                routing_key: sent.routing_key.clone(),
-            },
+            msg: outgoing(&sent, &options.exchange),
             deadline: Instant::now() + options.give_up_after,
             _permit: bus.inner.in_flight.clone().acquire_owned().await.unwrap(),
         };

@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 
 use crate::record::RecordType;
-use crate::schema::{SchemaRegistry, mask_free_text, mask_record};
+use crate::schema::{SchemaRegistry, mask_free_text};
 use crate::store::ops::NewAudit;
 use crate::store::{FailureRow, Store, StoreError};
 
@@ -71,31 +71,17 @@ pub async fn present_records(
             .await?;
     } else {
         for v in data {
-            mask_national(schema, record_type, v);
+            schema.mask_public(record_type, v);
         }
     }
     Ok(())
-}
-
-/// Masks a national record in place: the schema's personal fields, then ID and phone numbers
-/// anywhere (free-text fields carry no annotation). Returns the (original, masked) pairs.
-fn mask_national(
-    schema: &SchemaRegistry,
-    record_type: RecordType,
-    record: &mut Value,
-) -> Vec<crate::schema::MaskedValue> {
-    let pairs = mask_record(schema.personal_fields(record_type), record);
-    if let Ok(masked) = serde_json::from_str(&mask_free_text(&record.to_string())) {
-        *record = masked;
-    }
-    pairs
 }
 
 /// Masks a failure's personal data in place.
 pub fn mask_failure(schema: &SchemaRegistry, row: &mut FailureRow) {
     let mut pairs = Vec::new();
     if let (Some(t), Some(n)) = (row.record_type, row.normalized.as_mut()) {
-        pairs = mask_national(schema, t, n);
+        pairs = schema.mask_public(t, n);
     }
     // Longest first, so a name inside a longer masked value is not masked twice.
     pairs.sort_by_key(|(original, _)| std::cmp::Reverse(original.len()));

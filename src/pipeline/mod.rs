@@ -34,6 +34,8 @@ pub struct Runtime {
     pub schema: Arc<SchemaRegistry>,
     pub store: Arc<dyn Store>,
     pub bus: Arc<dyn Bus>,
+    /// The same bus when it is RabbitMQ: the feed relay publishes through it.
+    pub amqp: Option<AmqpBus>,
     pub connectors: Vec<Connector>,
 }
 
@@ -94,16 +96,26 @@ impl Runtime {
             }
         };
         store.migrate().await.context("migrating the store")?;
-        let bus: Arc<dyn Bus> = match &config.amqp_url {
-            Some(url) => Arc::new(
+        let amqp = match &config.amqp_url {
+            Some(url) => Some(
                 AmqpBus::connect(url, config.amqp.clone())
                     .await
                     .context("connecting to RabbitMQ")?,
             ),
+            None => None,
+        };
+        let bus: Arc<dyn Bus> = match &amqp {
+            Some(a) => Arc::new(a.clone()),
             // Few batches in memory at once: each holds up to `batch_max_events` parsed records.
             None => Arc::new(MemoryBus::new(32)),
         };
         bus.declare().await.context("declaring the bus topology")?;
+        if let Some(a) = &amqp {
+            // Consumers' queues exist before anything is relayed, so they miss nothing.
+            a.declare_feeds(&config.feeds)
+                .await
+                .context("declaring the feed exchanges and consumer queues")?;
+        }
         tracing::info!(
             store = store.kind(),
             bus = bus.kind(),
@@ -115,8 +127,21 @@ impl Runtime {
             schema,
             store,
             bus,
+            amqp,
             connectors,
         })
+    }
+
+    /// Starts the feed relay when the bus is RabbitMQ and the relay is enabled.
+    pub fn spawn_relay(&self, cancel: &CancellationToken) -> Option<JoinHandle<()>> {
+        let bus = self.amqp.clone().filter(|_| self.config.feeds.relay)?;
+        let relay = crate::feeds::relay::Relay {
+            store: self.store.clone(),
+            bus,
+            schema: self.schema.clone(),
+            feeds: self.config.feeds.clone(),
+        };
+        Some(tokio::spawn(relay.run(cancel.clone())))
     }
 
     /// Starts the configured number of store writers.

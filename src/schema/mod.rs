@@ -292,6 +292,17 @@ impl SchemaRegistry {
         &self.entry(t).personal
     }
 
+    /// Masks a national record in place for publication (REFERENCE §10, the public column):
+    /// the annotated personal fields, then ID and mobile numbers anywhere (free-text fields
+    /// carry no annotation). Returns the (original, masked) pairs.
+    pub fn mask_public(&self, t: RecordType, record: &mut Value) -> Vec<MaskedValue> {
+        let pairs = mask_record(self.personal_fields(t), record);
+        if let Ok(masked) = serde_json::from_str(&mask_free_text(&record.to_string())) {
+            *record = masked;
+        }
+        pairs
+    }
+
     /// The schema document of `t`.
     pub fn schema(&self, t: RecordType) -> &Value {
         &self.entry(t).schema

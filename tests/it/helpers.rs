@@ -249,3 +249,42 @@ pub fn edit_file(file: &Path, from: &str, to: &str) {
     );
     std::fs::write(file, text.replace(from, to)).expect("write connector");
 }
+
+/// Whether text holds something shaped like a full resident ID number: 17 digits and a digit
+/// or X, standing alone, with a birth date (1900–2099) at positions 7–14.
+pub fn has_id_number(text: &str) -> bool {
+    let b = text.as_bytes();
+    let num = |s: &[u8]| {
+        std::str::from_utf8(s)
+            .ok()
+            .and_then(|s| s.parse::<u32>().ok())
+    };
+    (0..b.len().saturating_sub(17)).any(|i| {
+        (i == 0 || !b[i - 1].is_ascii_alphanumeric())
+            && b[i..i + 17].iter().all(u8::is_ascii_digit)
+            && (b[i + 17].is_ascii_digit() || b[i + 17] == b'X')
+            && b.get(i + 18).is_none_or(|c| !c.is_ascii_alphanumeric())
+            && matches!(num(&b[i + 6..i + 10]), Some(1900..=2099))
+            && matches!(num(&b[i + 10..i + 12]), Some(1..=12))
+            && matches!(num(&b[i + 12..i + 14]), Some(1..=31))
+    })
+}
+
+pub struct App {
+    pub base: String,
+    pub cancel: tokio_util::sync::CancellationToken,
+}
+
+pub async fn spawn_app(running: &Running) -> App {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let state = xiezhi::api::ApiState::new(running.rt.clone());
+    tokio::spawn(xiezhi::api::serve(state, listener, cancel.clone()));
+    App {
+        base: format!("http://{addr}"),
+        cancel,
+    }
+}
