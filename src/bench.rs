@@ -23,8 +23,9 @@ pub struct BenchArgs {
     /// Records the credit-platform simulator holds (its penalty stream gets most of them).
     #[arg(long, default_value_t = 200_000)]
     pub records: usize,
-    /// `embedded`, `amqp` (RabbitMQ + PostgreSQL), `both`, or `replay` (failures replayed over
-    /// RabbitMQ + PostgreSQL after a mapping fix).
+    /// `embedded`, `amqp` (RabbitMQ + PostgreSQL), `both`, `replay` (failures replayed over
+    /// RabbitMQ + PostgreSQL after a mapping fix), or `feeds` (HTTP feed reads and pushes to the
+    /// credit platform, over the embedded store).
     #[arg(long, default_value = "both")]
     pub target: String,
     /// PostgreSQL server for the `amqp` target (a fresh database is created on it and dropped).
@@ -90,11 +91,28 @@ pub async fn run(config: &mut Config, args: BenchArgs) -> anyhow::Result<i32> {
         "embedded" => vec!["embedded"],
         "amqp" => vec!["amqp"],
         "replay" => vec!["replay"],
-        other => anyhow::bail!("--target must be embedded, amqp, both or replay, not `{other}`"),
+        "feeds" => vec!["feeds"],
+        other => {
+            anyhow::bail!("--target must be embedded, amqp, both, replay or feeds, not `{other}`")
+        }
     };
     let mut results = Vec::new();
     for t in targets {
         let r = match t {
+            "feeds" => {
+                let dir =
+                    std::env::temp_dir().join(format!("xiezhi-bench-{}", uuid::Uuid::new_v4()));
+                let mut c = config.clone();
+                c.database_url = None;
+                c.amqp_url = None;
+                c.data_dir = dir.clone();
+                let r = measure_feeds(c).await;
+                std::fs::remove_dir_all(&dir).ok();
+                let mut r = r?;
+                let last = r.pop().context("no feed results")?;
+                results.extend(r);
+                last
+            }
             "embedded" => {
                 let dir =
                     std::env::temp_dir().join(format!("xiezhi-bench-{}", uuid::Uuid::new_v4()));
@@ -191,6 +209,103 @@ async fn measure(target: &str, config: Config) -> anyhow::Result<BenchResult> {
         latency_p99_ms: hist.quantile(0.99),
         peak_rss_mb: peak_rss_mb(),
     })
+}
+
+/// Fills an embedded store with the credit platform's penalties, then measures (1) paging the
+/// HTTP feed `/v1/feeds/penalty` from 0 to the end, 1,000 events a page, at the public masking
+/// level and at the internal one, and (2) pushing every penalty to the credit-platform
+/// simulator (2021 双公示 format, SM3-signed, 100 a request).
+async fn measure_feeds(config: Config) -> anyhow::Result<Vec<BenchResult>> {
+    let rt = Arc::new(Runtime::build(config).await?);
+    let cancel = CancellationToken::new();
+    let writers = rt.spawn_writers(&cancel);
+    let pullers = rt.pullers(&Selection {
+        connector: Some("credit-platform".into()),
+        stream: Some("penalties".into()),
+        ..Default::default()
+    })?;
+    let report = rt.sync_once(&pullers, |_| {}).await?;
+    eprintln!(
+        "stored {} penalties; measuring feed reads and pushes",
+        report.ingested
+    );
+
+    let (token, _) = crate::ops::tokens::create(
+        rt.store.as_ref(),
+        "bench-operator",
+        crate::store::ops::Role::Operator,
+    )
+    .await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let api = tokio::spawn(crate::api::serve(
+        crate::api::ApiState::new(rt.clone()),
+        listener,
+        cancel.clone(),
+    ));
+    let http = reqwest::Client::new();
+    let mut results = Vec::new();
+    for level in ["public", "internal"] {
+        reset_peak_rss();
+        let started = Instant::now();
+        let (mut after, mut events) = (0i64, 0i64);
+        loop {
+            let page: serde_json::Value = http
+                .get(format!(
+                    "{base}/v1/feeds/penalty?after={after}&limit=1000&masking={level}"
+                ))
+                .bearer_auth(&token)
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await?;
+            events += page["events"].as_array().map_or(0, |e| e.len() as i64);
+            after = page["next_after"].as_i64().unwrap_or(after);
+            if page["has_more"] != true {
+                break;
+            }
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        results.push(BenchResult {
+            target: format!("HTTP feed read ({level})"),
+            records: events,
+            seconds,
+            records_per_sec: events as f64 / seconds,
+            latency_p50_ms: 0,
+            latency_p99_ms: 0,
+            peak_rss_mb: peak_rss_mb(),
+        });
+    }
+
+    reset_peak_rss();
+    let pushers = rt.pushers(&Selection {
+        connector: Some("credit-platform".into()),
+        stream: Some("publish-penalties".into()),
+        ..Default::default()
+    })?;
+    let started = Instant::now();
+    let pushed = rt.push_once(&pushers).await;
+    let seconds = started.elapsed().as_secs_f64();
+    if let Some(e) = pushed.iter().find_map(|r| r.error.clone()) {
+        anyhow::bail!("the benchmark push did not complete: {e}");
+    }
+    let accepted: u64 = pushed.iter().map(|r| r.accepted).sum();
+    results.push(BenchResult {
+        target: "push to credit platform".into(),
+        records: accepted as i64,
+        seconds,
+        records_per_sec: accepted as f64 / seconds,
+        latency_p50_ms: 0,
+        latency_p99_ms: 0,
+        peak_rss_mb: peak_rss_mb(),
+    });
+    cancel.cancel();
+    api.await??;
+    for w in writers {
+        w.await??;
+    }
+    Ok(results)
 }
 
 /// The date format of the penalty stream's decision date, as shipped and as "broken" by the

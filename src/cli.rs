@@ -69,7 +69,36 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// The service: store writers, scheduled syncs, and the HTTP API.
+    /// Deliver what the store holds to the upstreams that take it (each push from its cursor
+    /// until caught up): every connector (`--all`), one connector, or one push of it.
+    Push {
+        /// Connector name (omit with --all).
+        connector: Option<String>,
+        #[arg(long)]
+        all: bool,
+        /// One push of the connector (`[[pushes]] name`).
+        #[arg(long)]
+        push: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Legal deadlines of the stored records, evaluated now over the working-day calendar.
+    Deadlines {
+        /// Comma-separated statuses: pending, due_soon, overdue (also met late), met_on_time,
+        /// met_late.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        rule: Option<String>,
+        #[arg(long = "type")]
+        record_type: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The service: store writers, scheduled syncs, pushes, the feed relay, and the HTTP API.
     Run,
     /// Run the five upstream simulators alone.
     Simulate {
@@ -186,6 +215,52 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             };
             sync(config, sel, json).await
         }
+        Command::Push {
+            connector,
+            all,
+            push,
+            json,
+        } => {
+            if all == connector.is_some() {
+                anyhow::bail!("say either `--all` or a connector name");
+            }
+            let sel = Selection {
+                connector,
+                stream: push,
+                ..Default::default()
+            };
+            push_command(config, sel, json).await
+        }
+        Command::Deadlines {
+            status,
+            rule,
+            record_type,
+            limit,
+            json,
+        } => {
+            let q = crate::api::deadlines::DeadlineQuery {
+                status,
+                rule,
+                record_type,
+                limit: Some(limit.to_string()),
+            };
+            let filter = crate::api::deadlines::filter_of(&q).map_err(anyhow::Error::msg)?;
+            let rt = Runtime::build(config).await?;
+            let summary = crate::deadlines::report::evaluate(
+                rt.store.as_ref(),
+                &rt.deadline_rules,
+                &rt.calendar,
+                &filter,
+                crate::deadlines::report::now_local(),
+            )
+            .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&summary)?);
+            } else {
+                print_deadlines(&summary);
+            }
+            Ok(0)
+        }
         Command::Run => serve(config).await,
         Command::Simulate {
             print_env: true, ..
@@ -286,7 +361,35 @@ async fn demo(mut config: Config, args: SimArgs, no_serve: bool) -> anyhow::Resu
     let truths = reconcile::fetch_truth(&rt.base_urls()).await?;
     let rec = reconcile::reconcile(rt.store.as_ref(), &truths).await?;
     print_summary(&report, &rec);
-    let ok = rec.ok() && report.complete();
+    // Deliver to the upstreams that publish (双公示) and compare with what they accepted.
+    let pushers = rt.pushers(&Selection::default())?;
+    let pushed = rt.push_once(&pushers).await;
+    println!();
+    print_pushes(&pushed);
+    let delivered = reconcile::reconcile_pushes(rt.store.as_ref(), &pushers).await?;
+    for d in &delivered {
+        println!(
+            "{:<36} {:>9} stored {:>9} accepted{}",
+            d.target,
+            d.stored,
+            d.accepted,
+            if d.ok() {
+                String::new()
+            } else {
+                format!("  missing {}: {}", d.missing_count, d.missing.join(", "))
+            }
+        );
+    }
+    let delivered_ok = delivered.iter().all(|d| d.ok());
+    println!(
+        "{}",
+        if delivered_ok {
+            "DELIVERED: every stored penalty and licence accepted by the credit platform, every inspection by Internet+Supervision."
+        } else {
+            "NOT DELIVERED: see the rows above."
+        }
+    );
+    let ok = rec.ok() && report.complete() && delivered_ok;
     if no_serve {
         cancel.cancel();
         for w in writers {
@@ -320,6 +423,75 @@ async fn demo(mut config: Config, args: SimArgs, no_serve: bool) -> anyhow::Resu
     api.await??;
     sims.shutdown().await;
     Ok(if ok { 0 } else { 1 })
+}
+
+async fn push_command(config: Config, sel: Selection, json: bool) -> anyhow::Result<i32> {
+    let rt = Runtime::build(config).await?;
+    let pushers = rt.pushers(&sel)?;
+    let reports = rt.push_once(&pushers).await;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+    } else {
+        print_pushes(&reports);
+    }
+    Ok(if reports.iter().all(|r| r.error.is_none()) {
+        0
+    } else {
+        1
+    })
+}
+
+fn print_deadlines(s: &crate::deadlines::report::DeadlineSummary) {
+    println!("{:<28} status counts", "rule");
+    for (rule, counts) in &s.counts {
+        let c: Vec<String> = counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        println!("{rule:<28} {}", c.join(", "));
+    }
+    println!();
+    for r in &s.rows {
+        let st = serde_json::to_value(r.state.status).unwrap_or_default();
+        println!(
+            "{:<24} {:<18} {:<44} start {} due {}{}  {}{}{}",
+            r.state.rule,
+            r.record_type,
+            r.key,
+            r.state.start,
+            r.state.due,
+            if r.state.provisional {
+                " (provisional)"
+            } else {
+                ""
+            },
+            st.as_str().unwrap_or_default(),
+            r.state
+                .days_late
+                .map(|d| format!(" by {d} {:?} days", r.state.unit).to_lowercase())
+                .unwrap_or_default(),
+            r.evidence
+                .as_ref()
+                .map(|e| format!("  (delivered to {} at {})", e.target, e.sent_at))
+                .unwrap_or_default()
+        );
+    }
+}
+
+fn print_pushes(reports: &[crate::connectors::push::PushReport]) {
+    println!(
+        "{:<16} {:<20} {:<12} {:>8} {:>9} {:>8}  status",
+        "target", "push", "type", "sent", "accepted", "refused"
+    );
+    for r in reports {
+        println!(
+            "{:<16} {:<20} {:<12} {:>8} {:>9} {:>8}  {}",
+            r.connector,
+            r.push,
+            r.record_type,
+            r.sent,
+            r.accepted,
+            r.rejected,
+            r.error.as_deref().unwrap_or("caught up")
+        );
+    }
 }
 
 async fn sync(config: Config, sel: Selection, json: bool) -> anyhow::Result<i32> {
@@ -476,6 +648,7 @@ async fn serve(config: Config) -> anyhow::Result<i32> {
     ));
     let scheduler = tokio::spawn(crate::schedule::run(rt.clone(), cancel.clone()));
     let relay = rt.spawn_relay(&cancel);
+    let pushes = rt.spawn_pushes(&cancel);
     shutdown_signal().await;
     tracing::info!("Shutting down: no new pulls; in-flight batches finish.");
     cancel.cancel();
@@ -483,6 +656,7 @@ async fn serve(config: Config) -> anyhow::Result<i32> {
     if let Some(r) = relay {
         r.await?;
     }
+    pushes.await?;
     for w in writers {
         w.await??;
     }

@@ -40,6 +40,8 @@ pub struct Config {
     pub amqp: AmqpOptions,
     /// Downstream feeds: named consumers, their masking level and AMQP bindings.
     pub feeds: crate::feeds::FeedsConfig,
+    /// Legal deadlines: the working-day calendar and the rules.
+    pub deadlines: crate::deadlines::DeadlinesConfig,
     /// Variables the connector files see besides the process environment (the simulators'
     /// credentials when xiezhi starts the simulators itself). Not read from the file.
     #[serde(skip)]
@@ -67,6 +69,9 @@ pub struct PipelineConfig {
     pub store_group_events: usize,
     /// Store writer tasks in this process. Default 2.
     pub store_writers: usize,
+    /// Seconds between push rounds in `xiezhi run` (each push delivers what was stored since
+    /// its cursor). Default 10.
+    pub push_interval_secs: u64,
 }
 
 impl Default for PipelineConfig {
@@ -78,6 +83,7 @@ impl Default for PipelineConfig {
             store_prefetch: 16,
             store_group_events: 1000,
             store_writers: 2,
+            push_interval_secs: 10,
         }
     }
 }
@@ -117,6 +123,7 @@ impl Default for Config {
             pipeline: PipelineConfig::default(),
             amqp: AmqpOptions::default(),
             feeds: crate::feeds::FeedsConfig::default(),
+            deadlines: crate::deadlines::DeadlinesConfig::default(),
             extra_env: BTreeMap::new(),
         }
     }

@@ -53,6 +53,12 @@ fn number<T: std::str::FromStr>(name: &str, v: &Option<String>, default: T) -> R
     }
 }
 
+/// A named consumer's cursor in the store (its own namespace, apart from the relay's and the
+/// pushes').
+pub fn cursor_name(consumer: &str) -> String {
+    format!("consumer:{consumer}")
+}
+
 /// The feed a path names: a record type, or `all`.
 fn feed_type(t: &str) -> Result<Option<RecordType>, ApiError> {
     if t == "all" {
@@ -113,14 +119,31 @@ pub async fn read(
     if level != Masking::Public {
         caller.require(Role::Operator)?;
     }
-    let after: i64 = match (&q.after, consumer) {
-        (Some(a), _) if !a.is_empty() => number("after", &q.after, 0)?,
-        (_, Some(c)) => s.store.feed_cursor(&c.name, feed).await?.unwrap_or(0),
+    if consumer.is_some() && q.masking.as_deref().is_some_and(|m| !m.is_empty()) {
+        return Err(ApiError::BadRequest(
+            "parameter `masking`: a named consumer's level is set in its configuration".into(),
+        ));
+    }
+    let cursor_name = consumer.map(|c| cursor_name(&c.name));
+    let after: i64 = match (&q.after, &cursor_name) {
+        (Some(a), _) if !a.is_empty() => {
+            let after: u64 = number("after", &q.after, 0)?;
+            i64::try_from(after)
+                .map_err(|_| ApiError::BadRequest("parameter `after`: too large".into()))?
+        }
+        (_, Some(name)) => s.store.feed_cursor(name, feed).await?.unwrap_or(0),
         _ => 0,
     };
-    if let (Some(c), Some(_)) = (consumer, &q.after) {
-        // Asking for what follows `after` confirms everything up to it.
-        s.store.save_feed_cursor(&c.name, feed, after).await?;
+    if let (Some(name), Some(_)) = (&cursor_name, &q.after) {
+        // Asking for what follows `after` confirms everything up to it. Only a sequence the feed
+        // handed out may be confirmed: one past the end would skip changes still to come.
+        let at = s.store.changes(None, after - 1, 1).await?;
+        if after > 0 && at.first().is_none_or(|c| c.seq != after) {
+            return Err(ApiError::BadRequest(format!(
+                "parameter `after`: {after} is not a change sequence this feed returned (a consumer confirms a page's `next_after`)"
+            )));
+        }
+        s.store.save_feed_cursor(name, feed, after).await?;
     }
 
     let deadline = Instant::now() + Duration::from_secs(wait);
@@ -175,7 +198,8 @@ pub async fn consumers(
     let mut out = Vec::new();
     for c in &s.rt.config.feeds.consumers {
         let mut feeds = Vec::new();
-        for cur in cursors.iter().filter(|x| x.consumer == c.name) {
+        let own = cursor_name(&c.name);
+        for cur in cursors.iter().filter(|x| x.consumer == own) {
             let t = if cur.feed == "*" {
                 None
             } else {

@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod console;
+pub mod deadlines;
 pub mod failures;
 pub mod feeds;
 
@@ -156,6 +157,7 @@ fn token_routes(state: ApiState) -> Router<ApiState> {
         .route("/v1/stats", get(stats))
         .route("/v1/records/{type}/{key}", get(record))
         .route("/v1/records/{type}/{key}/history", get(history))
+        .route("/v1/deadlines", get(deadlines::list))
         .route("/v1/feeds", get(feeds::consumers))
         .route("/v1/feeds/{type}", get(feeds::read))
         .route("/v1/failures", get(failures::list))

@@ -876,6 +876,29 @@ impl AmqpBus {
                 .map(|b| (queue.as_str(), exchange.as_str(), b.as_str()))
                 .collect();
             binds.push((dead.as_str(), dead_exchange.as_str(), c.name.as_str()));
+            // A consumer moved to another level must stop receiving the old one's events
+            // (an unmasked copy after a move to `public` would be a leak).
+            for other in crate::feeds::Masking::ALL
+                .iter()
+                .filter(|l| **l != c.masking)
+            {
+                let x = feeds.exchange(*other);
+                for pattern in &c.bindings {
+                    channel
+                        .queue_unbind(
+                            queue.as_str().into(),
+                            x.as_str().into(),
+                            pattern.as_str().into(),
+                            FieldTable::default(),
+                        )
+                        .await
+                        .map_err(|e| {
+                            BusError::Channel(format!(
+                                "unbinding feed queue {queue} from {x} with `{pattern}`: {e}"
+                            ))
+                        })?;
+                }
+            }
             for (q, x, pattern) in binds {
                 channel
                     .queue_bind(

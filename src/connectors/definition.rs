@@ -53,6 +53,10 @@ pub struct ConnectorDef {
     pub auth: AuthDef,
     /// The streams (one record type each) this upstream offers.
     pub streams: Vec<StreamDef>,
+    /// What xiezhi delivers to this upstream (the credit platform takes every penalty and
+    /// licence decision for publication, …).
+    #[serde(default)]
+    pub pushes: Vec<PushDef>,
     /// Set by the loader: the file this definition came from.
     #[serde(skip)]
     pub file: String,
@@ -214,6 +218,65 @@ pub struct OpDef {
     pub delete: Vec<String>,
 }
 
+/// One push: stored records of one type, delivered to one upstream endpoint in its dialect.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushDef {
+    /// Unique within the connector; names the push's cursor and receipts.
+    pub name: String,
+    pub record_type: RecordType,
+    /// POST path under `base_url`.
+    pub path: String,
+    /// The pull stream whose mapping, turned around, writes the upstream's fields (one dialect,
+    /// written down once).
+    pub stream: String,
+    /// Key of the records array in the request body (`items`, `rows`).
+    pub records: String,
+    /// Body field carrying a batch number, for upstreams that number their batches.
+    #[serde(default)]
+    pub batch_field: Option<String>,
+    /// Records per request.
+    #[serde(default = "push_batch")]
+    pub batch: u32,
+    /// Header carrying the request's idempotency key.
+    #[serde(default = "idempotency_header")]
+    pub idempotency_header: String,
+    /// The operation field of each record and its values.
+    pub op: PushOpDef,
+    /// How the answer reports each record.
+    pub answer: PushAnswerDef,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushOpDef {
+    pub field: String,
+    pub insert: String,
+    pub update: String,
+    pub delete: String,
+}
+
+/// Where the answer holds one result per record sent, in order.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushAnswerDef {
+    /// Dot path of the results array.
+    pub results: String,
+    /// Field of a result that says whether the record was taken, and the value that means yes.
+    pub ok_field: String,
+    pub ok_value: serde_json::Value,
+    /// Field of a result holding its errors (objects with a code, a field and a message).
+    pub errors: String,
+}
+
+fn push_batch() -> u32 {
+    50
+}
+
+fn idempotency_header() -> String {
+    "Idempotency-Key".into()
+}
+
 /// How a stream pages and how it resumes.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
@@ -371,7 +434,33 @@ impl ConnectorDef {
         ConfigError::new(&self.file, key, reason)
     }
 
+    fn check_pushes(&self) -> Result<(), ConfigError> {
+        for (i, p) in self.pushes.iter().enumerate() {
+            let at = |k: &str| format!("pushes[{i}] ({}).{k}", p.name);
+            if self.pushes[..i].iter().any(|o| o.name == p.name) {
+                return Err(self.err(at("name"), "duplicate push name"));
+            }
+            if !p.path.starts_with('/') {
+                return Err(self.err(at("path"), "must start with `/`"));
+            }
+            if self.stream(&p.stream).is_none() {
+                return Err(self.err(
+                    at("stream"),
+                    format!(
+                        "no stream `{}` in this connector to take the mapping from",
+                        p.stream
+                    ),
+                ));
+            }
+            if p.batch == 0 || p.batch > 1000 {
+                return Err(self.err(at("batch"), "must be between 1 and 1000"));
+            }
+        }
+        Ok(())
+    }
+
     fn check_shape(&self) -> Result<(), ConfigError> {
+        self.check_pushes()?;
         if self.name.is_empty()
             || !self
                 .name
@@ -416,6 +505,17 @@ impl ConnectorDef {
             }
             if s.mapping.is_empty() {
                 return Err(self.err(at("mapping"), "a stream needs a mapping"));
+            }
+            if let Some(p) = self.pushes.iter().find(|p| p.stream == s.name)
+                && p.record_type != s.record_type
+            {
+                return Err(self.err(
+                    format!("pushes ({}).record_type", p.name),
+                    format!(
+                        "is {} but stream `{}` holds {}",
+                        p.record_type, s.name, s.record_type
+                    ),
+                ));
             }
             if s.updated_format.is_some() && s.updated.is_none() {
                 return Err(self.err(

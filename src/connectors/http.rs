@@ -31,17 +31,19 @@ const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
 /// Why a page could not be fetched (after retries, where retrying made sense).
 #[derive(Debug, thiserror::Error)]
 pub enum PullError {
-    #[error("{connector}: GET {url} failed after {attempts} attempts: {reason}")]
+    #[error("{connector}: {method} {url} failed after {attempts} attempts: {reason}")]
     Exhausted {
         connector: String,
+        method: &'static str,
         url: String,
         attempts: u32,
         reason: String,
         code: &'static str,
     },
-    #[error("{connector}: GET {url} was refused with HTTP {status}: {body}")]
+    #[error("{connector}: {method} {url} was refused with HTTP {status}: {body}")]
     Refused {
         connector: String,
+        method: &'static str,
         url: String,
         status: u16,
         body: String,
@@ -156,6 +158,38 @@ impl Upstream {
         fallback_charset: Option<&str>,
         parse: impl Fn(&Body) -> Result<T, String>,
     ) -> Result<T, PullError> {
+        self.request_parsed(&Request::get(path, query), fallback_charset, parse)
+            .await
+    }
+
+    /// POSTs a JSON body (signed like a GET, with the connector's auth), with the extra
+    /// headers (an idempotency key), and hands the answer to `parse`; retries as
+    /// [`Upstream::get_parsed`] does. The upstream must treat a repeat with the same
+    /// idempotency key as the same request.
+    pub async fn post_json_parsed<T>(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        headers: Vec<(String, String)>,
+        parse: impl Fn(&Body) -> Result<T, String>,
+    ) -> Result<T, PullError> {
+        let req = Request {
+            method: "POST",
+            path,
+            query: &[],
+            body: Some(body),
+            headers,
+        };
+        self.request_parsed(&req, None, parse).await
+    }
+
+    async fn request_parsed<T>(
+        &self,
+        req: &Request<'_>,
+        fallback_charset: Option<&str>,
+        parse: impl Fn(&Body) -> Result<T, String>,
+    ) -> Result<T, PullError> {
+        let (path, query) = (req.path, req.query);
         let mut delays = ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(self.settings.initial_backoff_ms))
             .with_max_delay(Duration::from_millis(self.settings.max_backoff_ms))
@@ -167,12 +201,13 @@ impl Upstream {
         loop {
             attempts += 1;
             self.limiter.until_ready().await;
-            let (outcome, retry_after) = self.attempt(path, query, fallback_charset, &parse).await;
+            let (outcome, retry_after) = self.attempt(req, fallback_charset, &parse).await;
             let (reason, code) = match outcome {
                 Ok(v) => return Ok(v),
                 Err(Attempt::Fatal(status, body)) => {
                     return Err(PullError::Refused {
                         connector: self.name.clone(),
+                        method: req.method,
                         url: display_url,
                         status,
                         body,
@@ -183,6 +218,7 @@ impl Upstream {
             let Some(backoff) = delays.next() else {
                 return Err(PullError::Exhausted {
                     connector: self.name.clone(),
+                    method: req.method,
                     url: display_url,
                     attempts,
                     reason,
@@ -197,14 +233,23 @@ impl Upstream {
 
     async fn attempt<T>(
         &self,
-        path: &str,
-        query: &[(String, String)],
+        r: &Request<'_>,
         fallback_charset: Option<&str>,
         parse: &impl Fn(&Body) -> Result<T, String>,
     ) -> (Result<T, Attempt>, Option<Duration>) {
-        let (url, headers) = self.signed(path, query);
-        let mut req = self.client.get(&url);
-        for (k, v) in headers {
+        let (url, headers) = self.signed(r.method, r.path, r.query);
+        let mut req = match &r.body {
+            None => self.client.get(&url),
+            Some(body) => self
+                .client
+                .post(&url)
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    "application/json; charset=utf-8",
+                )
+                .body(body.clone()),
+        };
+        for (k, v) in headers.into_iter().chain(r.headers.iter().cloned()) {
             req = req.header(k, v);
         }
         let resp = match req.send().await {
@@ -304,7 +349,12 @@ impl Upstream {
     }
 
     /// The full URL and headers of a request, signed per the connector's auth.
-    fn signed(&self, path: &str, query: &[(String, String)]) -> (String, Vec<(String, String)>) {
+    fn signed(
+        &self,
+        method: &str,
+        path: &str,
+        query: &[(String, String)],
+    ) -> (String, Vec<(String, String)>) {
         let mut headers = Vec::new();
         let mut params: Vec<(String, String)> = query.to_vec();
         match &self.auth {
@@ -323,7 +373,7 @@ impl Upstream {
                     TimestampUnit::EpochS => now.as_secs().to_string(),
                 };
                 let nonce = uuid::Uuid::new_v4().simple().to_string();
-                let sign = sign(def, app_key, secret, &ts, &nonce, "GET", path, query);
+                let sign = sign(def, app_key, secret, &ts, &nonce, method, path, query);
                 let pairs = [
                     (def.key_name.clone(), app_key.clone()),
                     (def.timestamp_name.clone(), ts),
@@ -349,6 +399,27 @@ impl Upstream {
 enum Attempt {
     Retry(String, &'static str),
     Fatal(u16, String),
+}
+
+/// One request to the upstream: a GET, or a POST with a JSON body and extra headers.
+struct Request<'a> {
+    method: &'static str,
+    path: &'a str,
+    query: &'a [(String, String)],
+    body: Option<Vec<u8>>,
+    headers: Vec<(String, String)>,
+}
+
+impl<'a> Request<'a> {
+    fn get(path: &'a str, query: &'a [(String, String)]) -> Request<'a> {
+        Request {
+            method: "GET",
+            path,
+            query,
+            body: None,
+            headers: Vec::new(),
+        }
+    }
 }
 
 fn snippet(s: &str) -> String {

@@ -9,6 +9,7 @@ pub mod definition;
 pub mod http;
 pub mod page;
 pub mod pull;
+pub mod push;
 pub mod window;
 
 use std::path::Path;
@@ -69,6 +70,24 @@ impl Connector {
             upstream,
             normalizers,
         })
+    }
+
+    /// The pushes of this connector (or one), each writing with its stream's mapping reversed.
+    pub fn pushers(&self, only: Option<&str>) -> Vec<push::Pusher> {
+        self.def
+            .pushes
+            .iter()
+            .filter(|p| only.is_none_or(|o| o == p.name))
+            .filter_map(|p| {
+                let stream = self.def.stream(&p.stream)?;
+                Some(push::Pusher {
+                    connector: self.def.name.clone(),
+                    def: p.clone(),
+                    upstream: self.upstream.clone(),
+                    reverser: crate::normalize::reverse::Reverser::compile(&stream.mapping),
+                })
+            })
+            .collect()
     }
 
     /// Fresh pullers for every stream (or one), each with its own counters.

@@ -485,6 +485,7 @@ impl StreamPuller {
                 self.advance(&pos, &page)
                     .map_err(|reason| PullError::Exhausted {
                         connector: self.connector.clone(),
+                        method: "GET",
                         url: format!("{}{}", self.upstream.base_url, s.path),
                         attempts: 1,
                         reason,

@@ -8,7 +8,53 @@
 //! Reading the calendar directory is the only I/O.
 
 pub mod calendar;
+pub mod report;
 pub mod rules;
 
 pub use calendar::{CalendarError, Due, WorkingCalendar};
 pub use rules::{DeadlineState, DeadlineStatus, Rule, Rules, RulesError, Unit, parse_record_date};
+
+/// Where the calendar and the rules come from (`[deadlines]` in the configuration file).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeadlinesConfig {
+    /// Directory of working-day calendar files, one per year (`2027.toml`). Default `calendar`;
+    /// when it does not exist the years built into the binary are used. Add next year's file
+    /// each November, when the State Council publishes its holiday arrangement.
+    pub calendar_dir: std::path::PathBuf,
+    /// A TOML file overriding the deadline rules key by key. Unset: the national defaults.
+    pub rules_file: Option<std::path::PathBuf>,
+}
+
+impl Default for DeadlinesConfig {
+    fn default() -> Self {
+        DeadlinesConfig {
+            calendar_dir: "calendar".into(),
+            rules_file: None,
+        }
+    }
+}
+
+impl DeadlinesConfig {
+    /// Loads the calendar and the rules; a bad file stops the service at start, named.
+    pub fn load(&self) -> anyhow::Result<(WorkingCalendar, Rules)> {
+        use anyhow::Context;
+        let calendar = if self.calendar_dir.is_dir() {
+            WorkingCalendar::load_dir(&self.calendar_dir).with_context(|| {
+                format!("loading the calendar in {}", self.calendar_dir.display())
+            })?
+        } else {
+            WorkingCalendar::embedded()
+        };
+        let rules = match &self.rules_file {
+            None => Rules::default(),
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading the deadline rules {}", p.display()))?;
+                Rules::from_toml_str(&text)
+                    .with_context(|| format!("in the deadline rules {}", p.display()))?
+            }
+        };
+        Ok((calendar, rules))
+    }
+}

@@ -97,7 +97,7 @@ fn default_enabled() -> bool {
 }
 
 /// Where a deadline stands at the time of evaluation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeadlineStatus {
     /// Not met, more than `warn_before_days` working days left.

@@ -193,6 +193,7 @@ mod tests {
         let schema = SchemaRegistry::embedded().unwrap();
         let data = json!({
             "party": {"category": {"code": "3", "label": "自然人"}, "name": "张三丰", "id_type": {"code": "001", "label": "身份证"}, "id_number": "620822199003071234"},
+            "facts": "张三丰于2025年3月在经营场所销售过期食品。",
             "remarks": "联系电话 13912345678"
         });
         let public =
@@ -200,6 +201,11 @@ mod tests {
         let text = serde_json::to_string(&public.data).unwrap();
         assert!(!text.contains("620822199003071234"), "{text}");
         assert!(!text.contains("13912345678"), "{text}");
+        assert!(
+            !text.contains("张三丰"),
+            "the name repeated in the facts: {text}"
+        );
+        assert_eq!(public.data["party"]["name"], "张*");
         let internal =
             FeedEvent::from_change(change(1, false, data.clone()), Masking::Internal, &schema);
         assert_eq!(internal.data, data);

@@ -17,7 +17,7 @@ use crate::schema::SchemaRegistry;
 use crate::store::Store;
 
 /// The relay's cursor name in the store (feed `*`: every type).
-pub const RELAY_CURSOR: &str = "amqp-relay";
+pub const RELAY_CURSOR: &str = "relay:amqp";
 
 /// How long an idle relay waits before looking for new changes.
 const IDLE: Duration = Duration::from_millis(250);

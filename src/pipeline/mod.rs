@@ -36,6 +36,9 @@ pub struct Runtime {
     pub bus: Arc<dyn Bus>,
     /// The same bus when it is RabbitMQ: the feed relay publishes through it.
     pub amqp: Option<AmqpBus>,
+    /// The working-day calendar and the deadline rules.
+    pub calendar: crate::deadlines::WorkingCalendar,
+    pub deadline_rules: crate::deadlines::Rules,
     pub connectors: Vec<Connector>,
 }
 
@@ -77,6 +80,7 @@ impl Runtime {
         let schema = Arc::new(SchemaRegistry::embedded().context("loading the national schema")?);
         let env = config.connector_env();
         let connectors = connectors::load_all(&config.connectors_dir, schema.clone(), &env)?;
+        let (calendar, deadline_rules) = config.deadlines.load()?;
         let precedence = Precedence(config.precedence.clone());
         let store: Arc<dyn Store> = match &config.database_url {
             Some(url) => Arc::new(
@@ -128,6 +132,8 @@ impl Runtime {
             store,
             bus,
             amqp,
+            calendar,
+            deadline_rules,
             connectors,
         })
     }
@@ -221,6 +227,69 @@ impl Runtime {
             );
         }
         Ok(out)
+    }
+
+    /// The pushes a selection covers (`stream` names a push here).
+    pub fn pushers(&self, sel: &Selection) -> anyhow::Result<Vec<crate::connectors::push::Pusher>> {
+        let mut out = Vec::new();
+        for c in &self.connectors {
+            if sel.connector.as_ref().is_some_and(|n| *n != c.def.name) {
+                continue;
+            }
+            if let Some(p) = &sel.stream
+                && !c.def.pushes.iter().any(|x| x.name == *p)
+            {
+                anyhow::bail!(
+                    "connector `{}` has no push `{p}` (it has: {})",
+                    c.def.name,
+                    c.def
+                        .pushes
+                        .iter()
+                        .map(|x| x.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            out.extend(c.pushers(sel.stream.as_deref()));
+        }
+        Ok(out)
+    }
+
+    /// Runs each push until it caught up with the store (or its upstream stopped it).
+    pub async fn push_once(
+        &self,
+        pushers: &[crate::connectors::push::Pusher],
+    ) -> Vec<crate::connectors::push::PushReport> {
+        let runs = pushers
+            .iter()
+            .map(|p| p.run(self.store.as_ref(), &self.schema));
+        futures_util::future::join_all(runs).await
+    }
+
+    /// Pushes every `pipeline.push_interval_secs` until `cancel` fires (`xiezhi run`).
+    pub fn spawn_pushes(self: &Arc<Self>, cancel: &CancellationToken) -> JoinHandle<()> {
+        let rt = self.clone();
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            let pushers = match rt.pushers(&Selection::default()) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!(error = %e, "Pushes could not start.");
+                    return;
+                }
+            };
+            let every = Duration::from_secs(rt.config.pipeline.push_interval_secs.max(1));
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = rt.push_once(&pushers) => {}
+                }
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tokio::time::sleep(every) => {}
+                }
+            }
+        })
     }
 
     /// Syncs the given pullers once and waits until the store writer (here or in another

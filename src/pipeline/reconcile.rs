@@ -169,3 +169,73 @@ async fn failed_upstream_ids(
     }
     Ok(ids)
 }
+
+/// `GET /_admin/accepted` of one upstream: what it took from xiezhi's pushes.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Accepted {
+    #[serde(default)]
+    pub accepted: BTreeMap<String, Vec<String>>,
+}
+
+/// One push target: the store's live records of its type against what the upstream accepted.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PushReconciliation {
+    pub target: String,
+    pub record_type: String,
+    pub stored: usize,
+    pub accepted: usize,
+    /// Stored keys the upstream has not accepted (at most 20 shown).
+    pub missing: Vec<String>,
+    pub missing_count: usize,
+}
+
+impl PushReconciliation {
+    pub fn ok(&self) -> bool {
+        self.missing_count == 0
+    }
+}
+
+/// Compares every push target with what its upstream reports as accepted.
+pub async fn reconcile_pushes(
+    store: &dyn Store,
+    pushers: &[crate::connectors::push::Pusher],
+) -> anyhow::Result<Vec<PushReconciliation>> {
+    let client = reqwest::Client::new();
+    let mut out = Vec::new();
+    for p in pushers {
+        let url = format!("{}/_admin/accepted", p.upstream.base_url);
+        let accepted: Accepted = client
+            .get(&url)
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?
+            .error_for_status()
+            .with_context(|| format!("GET {url}"))?
+            .json()
+            .await
+            .with_context(|| format!("reading {url}"))?;
+        let t = p.def.record_type;
+        let taken: BTreeSet<&str> = accepted
+            .accepted
+            .get(t.as_str())
+            .map(|v| v.iter().map(String::as_str).collect())
+            .unwrap_or_default();
+        let mut stored = 0;
+        let mut missing = Vec::new();
+        for key in store.keys(t).await? {
+            stored += 1;
+            if !taken.contains(key.as_str()) {
+                missing.push(key);
+            }
+        }
+        out.push(PushReconciliation {
+            target: p.target(),
+            record_type: t.to_string(),
+            stored,
+            accepted: taken.len(),
+            missing_count: missing.len(),
+            missing: missing.into_iter().take(20).collect(),
+        });
+    }
+    Ok(out)
+}

@@ -296,10 +296,20 @@ impl SchemaRegistry {
     /// the annotated personal fields, then ID and mobile numbers anywhere (free-text fields
     /// carry no annotation). Returns the (original, masked) pairs.
     pub fn mask_public(&self, t: RecordType, record: &mut Value) -> Vec<MaskedValue> {
-        let pairs = mask_record(self.personal_fields(t), record);
-        if let Ok(masked) = serde_json::from_str(&mask_free_text(&record.to_string())) {
-            *record = masked;
-        }
+        let mut pairs = mask_record(self.personal_fields(t), record);
+        // A masked name or address is often repeated in free text (the facts of a case, a
+        // ticket's content): mask it there too, longest first so a name inside a longer value
+        // is not masked twice.
+        pairs.sort_by_key(|(original, _)| std::cmp::Reverse(original.chars().count()));
+        mask_strings(record, &|s: &str| {
+            let mut t = s.to_owned();
+            for (original, masked) in &pairs {
+                if original.chars().count() >= 2 && t.contains(original.as_str()) {
+                    t = t.replace(original.as_str(), masked);
+                }
+            }
+            mask_free_text(&t)
+        });
         pairs
     }
 
@@ -393,5 +403,20 @@ fn map_error(e: &ValidationError<'_>, out: &mut Vec<FieldError>) {
             _ => push("SCHEMA_OTHER", at.to_owned(), message.clone()),
         },
         _ => push("SCHEMA_OTHER", at.to_owned(), masked()),
+    }
+}
+
+/// Rewrites every string of a JSON value in place.
+fn mask_strings(v: &mut Value, f: &dyn Fn(&str) -> String) {
+    match v {
+        Value::String(s) => {
+            let t = f(s);
+            if t != *s {
+                *s = t;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|i| mask_strings(i, f)),
+        Value::Object(m) => m.values_mut().for_each(|i| mask_strings(i, f)),
+        _ => {}
     }
 }

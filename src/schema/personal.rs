@@ -241,7 +241,11 @@ pub fn mask_text_value(kind: PersonalKind, value: &str) -> String {
         s
     };
     match kind {
-        PersonalKind::Name => keep(1, 0),
+        // Surname and one star, whatever the name's length, so the length does not show.
+        PersonalKind::Name => match chars.first() {
+            Some(c) => format!("{c}*"),
+            None => "*".into(),
+        },
         PersonalKind::IdNumber => keep(6, 4),
         PersonalKind::Phone => keep(3, 4),
         PersonalKind::Address => {
@@ -318,7 +322,8 @@ mod mask_tests {
     #[test]
     fn values_are_masked_by_kind() {
         assert_eq!(mask_text_value(PersonalKind::Name, "张三"), "张*");
-        assert_eq!(mask_text_value(PersonalKind::Name, "欧阳小明"), "欧***");
+        assert_eq!(mask_text_value(PersonalKind::Name, "欧阳小明"), "欧*");
+        assert_eq!(mask_text_value(PersonalKind::Name, "张三"), "张*");
         assert_eq!(
             mask_text_value(PersonalKind::IdNumber, "62082219900101123X"),
             "620822********123X"

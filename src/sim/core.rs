@@ -9,7 +9,7 @@ use super::world::World;
 use super::{Faults, SimConfig};
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -88,6 +88,8 @@ pub struct Core {
     pub provincial_penalties: u64,
     /// Initial number of double-random tasks (results point at them).
     pub tasks: u64,
+    /// What this system accepted through pushes (`/_admin/accepted`).
+    pub push: super::push::PushLedger,
 }
 
 /// Splits `records` by percentage; the last non-reference stream takes the remainder.
@@ -142,6 +144,7 @@ impl Core {
             nonces: NonceCache::default(),
             provincial_penalties: prov[super::provincial::PENALTIES],
             tasks: dr[0],
+            push: super::push::PushLedger::default(),
         }
     }
 
@@ -471,7 +474,7 @@ impl Core {
         )
     }
 
-    fn fault_error(&self, status: StatusCode) -> Response {
+    pub fn fault_error(&self, status: StatusCode) -> Response {
         let code = match self.kind {
             Kind::Provincial | Kind::DoubleRandom => "500",
             Kind::InternetPlus => "SYSTEM_ERROR",
@@ -486,6 +489,27 @@ impl Core {
         self.error(status, code, msg)
     }
 
+    /// Draws this request's fault and answers it when the fault replaces the response (5xx, 429);
+    /// a timeout is served here (35 s, past a 30 s client timeout). Called after auth and before
+    /// any work, so that a faulted push accepts nothing.
+    pub async fn fault_gate(&self) -> Result<Fault, Response> {
+        let fault = self.draw_fault();
+        match fault {
+            Fault::Error(status) => Err(self.fault_error(status)),
+            Fault::RateLimit => {
+                let mut r = self.error(StatusCode::TOO_MANY_REQUESTS, "429", "too many requests");
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                Err(r)
+            }
+            Fault::Timeout => {
+                tokio::time::sleep(std::time::Duration::from_secs(35)).await;
+                Ok(fault)
+            }
+            Fault::None | Fault::Truncate => Ok(fault),
+        }
+    }
+
     /// Entries of one page of a time-ordered view: `start` position, page `skip`, `take`.
     pub fn view(&self, s: usize, start: u64, skip: u64, take: usize) -> (u64, Vec<Entry>, u64) {
         let st = self.stream(s);
@@ -497,7 +521,7 @@ impl Core {
     }
 }
 
-enum Fault {
+pub enum Fault {
     None,
     Error(StatusCode),
     Timeout,
@@ -581,7 +605,8 @@ pub fn router(core: Arc<Core>) -> Router {
         .route("/_admin/mutate", post(mutate))
         .route("/_admin/faults", post(set_faults).get(get_faults))
         .route("/_admin/repair", post(repair))
-        .route("/_admin/accepted", get(|| async { axum::Json(json!([])) }))
+        .route("/_admin/accepted", get(accepted))
+        .route("/_admin/accepted/{rtype}/{*key}", get(accepted_item))
         .fallback(data)
         .with_state(core)
 }
@@ -680,12 +705,29 @@ async fn get_faults(State(core): State<Arc<Core>>) -> Response {
     axum::Json(json!(f)).into_response()
 }
 
+async fn accepted(State(core): State<Arc<Core>>) -> Response {
+    axum::Json(core.push.summary(core.kind)).into_response()
+}
+
+async fn accepted_item(
+    State(core): State<Arc<Core>>,
+    Path((rtype, key)): Path<(String, String)>,
+) -> Response {
+    super::push::item_response(&core, &rtype, &key)
+}
+
 async fn data(
     State(core): State<Arc<Core>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    body: Body,
 ) -> Response {
+    if method == Method::POST
+        && let Some(ep) = super::push::Endpoint::find(core.kind, uri.path())
+    {
+        return super::push::handle(&core, ep, &method, &uri, &headers, body).await;
+    }
     if method != Method::GET {
         return core.not_found(uri.path());
     }
@@ -699,18 +741,10 @@ async fn data(
     if let Err(resp) = authed {
         return resp;
     }
-    let fault = core.draw_fault();
-    match fault {
-        Fault::Error(status) => return core.fault_error(status),
-        Fault::RateLimit => {
-            let mut r = core.error(StatusCode::TOO_MANY_REQUESTS, "429", "too many requests");
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            return r;
-        }
-        Fault::Timeout => tokio::time::sleep(std::time::Duration::from_secs(35)).await,
-        Fault::None | Fault::Truncate => {}
-    }
+    let fault = match core.fault_gate().await {
+        Ok(f) => f,
+        Err(resp) => return resp,
+    };
     let p = params(&uri);
     let path = uri.path();
     let out = match core.kind {

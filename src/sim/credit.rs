@@ -5,9 +5,13 @@
 use super::auth::{TIMESTAMP_WINDOW_MS, canonical_query, now_ms, same, sm3_hex};
 use super::core::{Core, Params, Payload, StreamDef, num_param};
 use super::prim::{Rec, V, at, date, dt, dt_compact, json_fields, wan_yuan, xml_record, ymd};
-use super::records::{self, Invalid, LICENSE_KINDS, SCHEMES, Src, break_party, penalty_label};
+use super::push::{Checked, Item, Lang, PushOp};
+use super::records::{
+    self, ID_TYPES, Invalid, LICENSE_KINDS, PENALTY_CATEGORIES, SCHEMES, Src, break_party,
+    penalty_label,
+};
 use super::stream::Entry;
-use super::world::{Party, PartyKind};
+use super::world::{PLACEHOLDER_USCC, Party, PartyKind};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::Response;
 use chrono::{Duration, NaiveDateTime};
@@ -454,6 +458,225 @@ pub fn serve(core: &Core, path: &str, p: &Params) -> Result<Option<Payload>, Res
         .as_bytes(),
     );
     Ok(Some(Payload::json(out)))
+}
+
+// ---------- pushes (POST /api/v2/publish/penalties | licenses) ----------
+
+/// Field names of one 2021 publication kind, for the checks both kinds share.
+struct Pub {
+    party: &'static [&'static str; 13],
+    number: &'static str,
+    agency: &'static str,
+    agency_code: &'static str,
+    source: &'static str,
+    source_code: &'static str,
+    decision_date: &'static str,
+    /// every other field of the kind, as the pull renders it
+    rest: &'static [&'static str],
+}
+
+const PENALTY_PUB: Pub = Pub {
+    party: &CF_PARTY,
+    number: "CF_WSH",
+    agency: "CF_CFJG",
+    agency_code: "CF_CFJGDM",
+    source: "CF_SJLY",
+    source_code: "CF_SJLYDM",
+    decision_date: "CF_JDRQ",
+    rest: &[
+        "CF_WFXW",
+        "CF_SY",
+        "CF_YJ",
+        "CF_CFLB",
+        "CF_NR",
+        "CF_NR_FK",
+        "CF_NR_WFFF",
+        "CF_NR_ZKDX",
+        "CF_YXQ",
+        "CF_GSJZQ",
+    ],
+};
+
+const LICENSE_PUB: Pub = Pub {
+    party: &XK_PARTY,
+    number: "XK_WSH",
+    agency: "XK_XKJG",
+    agency_code: "XK_XKJGDM",
+    source: "XK_LYDW",
+    source_code: "XK_LYDWDM",
+    decision_date: "XK_JDRQ",
+    rest: &[
+        "XK_XKWS", "XK_XKLB", "XK_XKZS", "XK_XKBH", "XK_NR", "XK_YXQZ", "XK_YXQZI", "XK_ZT",
+    ],
+};
+
+/// Not content: the operation, and the envelope fields the platform assigns itself (taken, so
+/// that a pulled record can be sent back as is, but not compared).
+const NOT_CONTENT: [&str; 3] = ["OP", "ID", "SJC"];
+
+/// Checks one pushed 2021 penalty (`license` false) or licence item as the platform does.
+pub fn check_publication(license: bool, raw: &str) -> Checked {
+    let f = if license { &LICENSE_PUB } else { &PENALTY_PUB };
+    let mut it = match Item::parse(raw, Lang::Zh) {
+        Ok(it) => it,
+        Err(rejected) => return rejected,
+    };
+    let op = match it.text("OP").as_deref() {
+        None | Some("I") | Some("U") => PushOp::Put,
+        Some("D") => PushOp::Delete,
+        Some(other) => {
+            it.bad_code("OP", other, &["I", "U", "D"]);
+            PushOp::Put
+        }
+    };
+    let number = it.required(f.number);
+    let agency_code = it.required(f.agency_code);
+    it.uscc(f.agency_code, &agency_code);
+    let key = format!(
+        "{}:{}",
+        agency_code.unwrap_or_default(),
+        number.unwrap_or_default()
+    );
+    let mut known: Vec<&str> = vec!["OP", "BZ", "DFBM", "ID", "SJC"];
+    known.extend(f.party.iter());
+    known.extend([
+        f.number,
+        f.agency,
+        f.agency_code,
+        f.source,
+        f.source_code,
+        f.decision_date,
+    ]);
+    known.extend(f.rest.iter());
+    it.unknown_fields(&known);
+    // A withdrawal names the publication; the rest of the item is not looked at.
+    if op == PushOp::Delete {
+        return it.finish(key, op, &NOT_CONTENT);
+    }
+    check_party(&mut it, f.party);
+    it.required(f.agency);
+    it.required(f.source);
+    let source_code = it.required(f.source_code);
+    it.uscc(f.source_code, &source_code);
+    let decided = it.required(f.decision_date);
+    let decided = it.date(f.decision_date, &decided, b'/');
+    it.text("BZ");
+    let dfbm = it.text("DFBM");
+    it.digits("DFBM", &dfbm, 6);
+    let not_before = |it: &mut Item, field: &str, d: Option<chrono::NaiveDate>, what: &str| {
+        if let (Some(d), Some(from)) = (d, decided)
+            && d < from
+        {
+            it.problem(field, "E_RANGE", format!("{what}早于决定日期"));
+        }
+    };
+    if license {
+        it.required("XK_XKWS");
+        let kind = it.required("XK_XKLB");
+        let labels: Vec<&str> = LICENSE_KINDS.iter().map(|(_, l)| *l).collect();
+        it.code("XK_XKLB", &kind, &labels);
+        it.text("XK_XKZS");
+        it.text("XK_XKBH");
+        it.required("XK_NR");
+        let from = it.required("XK_YXQZ");
+        let from = it.date("XK_YXQZ", &from, b'/');
+        let until = it.required("XK_YXQZI");
+        let until = it.date("XK_YXQZI", &until, b'/');
+        match (until, from) {
+            (Some(u), Some(fr)) if u < fr => {
+                it.problem("XK_YXQZI", "E_RANGE", "有效期至早于有效期自".into())
+            }
+            _ => not_before(&mut it, "XK_YXQZI", until, "有效期至"),
+        }
+        let status = it.required("XK_ZT");
+        it.code("XK_ZT", &status, &["1", "2"]);
+    } else {
+        for field in ["CF_WFXW", "CF_SY", "CF_YJ", "CF_NR"] {
+            it.required(field);
+        }
+        let labels: Vec<&str> = PENALTY_CATEGORIES.iter().map(|(_, l)| *l).collect();
+        let cats: Vec<String> = it
+            .required("CF_CFLB")
+            .map(|c| c.split(';').map(|p| p.trim().to_string()).collect())
+            .unwrap_or_default();
+        for c in &cats {
+            if !labels.contains(&c.as_str()) {
+                it.bad_code("CF_CFLB", c, &labels);
+            }
+        }
+        let has = |label: &str| cats.iter().any(|c| c == label);
+        // Amounts in 万元; each is required with the category that imposes it.
+        if !it.amount("CF_NR_FK") && has("罚款") {
+            it.missing("CF_NR_FK");
+        }
+        if !it.amount("CF_NR_WFFF") && (has("没收违法所得") || has("没收非法财物")) {
+            it.missing("CF_NR_WFFF");
+        }
+        let zkdx = it.text("CF_NR_ZKDX");
+        if zkdx.is_none() && (has("暂扣许可证件") || has("吊销许可证件")) {
+            it.missing("CF_NR_ZKDX");
+        }
+        let until = it.required("CF_YXQ");
+        let until = it.date("CF_YXQ", &until, b'/');
+        not_before(&mut it, "CF_YXQ", until, "处罚有效期");
+        let publish = it.text("CF_GSJZQ");
+        let publish = it.date("CF_GSJZQ", &publish, b'/');
+        not_before(&mut it, "CF_GSJZQ", publish, "公示截止期");
+    }
+    it.finish(key, op, &NOT_CONTENT)
+}
+
+/// The 2021 party block: category label, then the identifiers that category needs.
+fn check_party(it: &mut Item, k: &[&'static str; 13]) {
+    it.required(k[0]);
+    let category = it.required(k[1]);
+    let labels = [
+        PartyKind::Company.label(),
+        PartyKind::Person.label(),
+        PartyKind::Individual.label(),
+    ];
+    it.code(k[1], &category, &labels);
+    let uscc = it.text(k[2]);
+    let reg_no = it.text(k[3]);
+    let org = it.text(k[4]);
+    it.org_code(k[4], &org);
+    for field in &k[5..9] {
+        it.text(field);
+    }
+    let id_labels: Vec<&str> = ID_TYPES.iter().map(|(_, l)| *l).collect();
+    let rep_id_type = it.text(k[9]);
+    it.code(k[9], &rep_id_type, &id_labels);
+    let rep_id = it.text(k[10]);
+    if rep_id_type.as_deref() == Some("身份证") {
+        it.resident_id(k[10], &rep_id);
+    }
+    let id_type = it.text(k[11]);
+    it.code(k[11], &id_type, &id_labels);
+    let id = it.text(k[12]);
+    match category.as_deref() {
+        Some("自然人") => {
+            if id_type.is_none() {
+                it.missing(k[11]);
+            }
+            if id.is_none() {
+                it.missing(k[12]);
+            }
+        }
+        Some(c @ ("法人及非法人组织" | "个体工商户")) => match uscc.as_deref() {
+            None => it.missing(k[2]),
+            // 个体工商户 registered before the USCC reform keep the placeholder and their 工商注册号.
+            Some(PLACEHOLDER_USCC) if c == "个体工商户" => {
+                if reg_no.is_none() {
+                    it.missing(k[3]);
+                }
+            }
+            Some(_) => it.uscc(k[2], &uscc),
+        },
+        _ => {}
+    }
+    if id_type.as_deref() == Some("身份证") {
+        it.resident_id(k[12], &id);
+    }
 }
 
 #[cfg(test)]

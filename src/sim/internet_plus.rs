@@ -5,9 +5,10 @@
 use super::auth::{TIMESTAMP_WINDOW_MS, canonical_query, hmac_sha256_hex, now_ms, same};
 use super::core::{Core, Params, Payload, StreamDef};
 use super::prim::{Rec, V, at, date, dt, json_fields, json_str, ymd};
+use super::push::{Checked, Item, Lang, PushOp};
 use super::records::{self, CHECK_MODES, CHECK_TYPES, Invalid, RESULTS, Src, break_party};
 use super::stream::{Entry, Op};
-use super::world::{Party, PartyKind};
+use super::world::{PLACEHOLDER_USCC, Party, PartyKind};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::Response;
 use chrono::{Duration, NaiveDate};
@@ -401,4 +402,209 @@ pub fn serve(core: &Core, path: &str, p: &Params) -> Result<Option<Payload>, Res
     }
     out.extend_from_slice(b"]}");
     Ok(Some(Payload::json(out)))
+}
+
+// ---------- pushes (POST /exchange/check_action) ----------
+
+/// Envelope columns the exchange fills itself: taken (a pulled row can be sent back as is) but
+/// neither checked nor compared.
+const ENVELOPE: [&str; 6] = [
+    "cd_id",
+    "cd_time",
+    "cd_source",
+    "cd_batch",
+    "cd_operation",
+    "record_unique_identity",
+];
+
+/// The check_action columns, as the pull renders them.
+const CHECK_ACTION_COLUMNS: [&str; 24] = [
+    "plan_id",
+    "supervise_item_implement_code",
+    "implement_institution",
+    "implement_institution_code",
+    "supervise_object",
+    "administrative_cp",
+    "administrative_cp_na",
+    "administrative_cp_ce_type",
+    "administrative_cp_ui_code",
+    "legal_person",
+    "address_registered",
+    "area_number",
+    "supervise_item_check_icode",
+    "check_action_name",
+    "check_action_code",
+    "check_form",
+    "check_type",
+    "check_mode",
+    "check_result",
+    "check_date",
+    "check_personnel",
+    "check_personnel_code",
+    "submitted_date",
+    "submitted_personnel",
+];
+
+/// Labels of the canonical inspection-result set the exchange's check_result column takes.
+const RESULT_LABELS: [&str; 14] = [
+    "未发现问题",
+    "发现问题经责令已改正",
+    "发现问题待后续处理",
+    "未发现开展本次抽查涉及的经营活动",
+    "通过登记的住所(经营场所)无法联系",
+    "不配合检查情节严重",
+    "未按规定公示应当公示的信息",
+    "公示信息隐瞒真实情况、弄虚作假",
+    "已关闭停业或正在组织清算",
+    "注销",
+    "吊销",
+    "撤销",
+    "迁出",
+    "违反其他相关规定",
+];
+
+/// Checks one pushed check_action row as the exchange does.
+pub fn check_row(raw: &str) -> Checked {
+    let mut it = match Item::parse(raw, Lang::En) {
+        Ok(it) => it,
+        Err(rejected) => return rejected,
+    };
+    let op = match it.required("op").as_deref() {
+        Some("i") | None => PushOp::Put,
+        Some("u") => PushOp::Update,
+        Some("d") => PushOp::Delete,
+        Some(other) => {
+            it.bad_code("op", other, &["i", "u", "d"]);
+            PushOp::Put
+        }
+    };
+    let key = it.required("check_action_code").unwrap_or_default();
+    let mut known: Vec<&str> = vec!["op"];
+    known.extend(ENVELOPE);
+    known.extend(CHECK_ACTION_COLUMNS);
+    it.unknown_fields(&known);
+    let mut not_content = vec!["op"];
+    not_content.extend(ENVELOPE);
+    // A `d` row carries the key only, as the exchange's own `d` rows do.
+    if op == PushOp::Delete {
+        return it.finish(key, op, &not_content);
+    }
+    for column in [
+        "plan_id",
+        "supervise_object",
+        "legal_person",
+        "address_registered",
+        "supervise_item_check_icode",
+        "submitted_personnel",
+    ] {
+        it.text(column);
+    }
+    let item_code = it.required("supervise_item_implement_code");
+    it.digits("supervise_item_implement_code", &item_code, 14);
+    it.required("implement_institution");
+    let agency = it.required("implement_institution_code");
+    it.uscc("implement_institution_code", &agency);
+    it.required("administrative_cp");
+    let nature = it.required("administrative_cp_na");
+    it.code("administrative_cp_na", &nature, &["1", "2", "3"]);
+    let ce_type = it.required("administrative_cp_ce_type");
+    it.code("administrative_cp_ce_type", &ce_type, &["001", "111"]);
+    // 公民 are identified by resident ID, 法人 and 其他组织 by USCC.
+    match (nature.as_deref(), ce_type.as_deref()) {
+        (Some("1"), Some("001")) | (Some("2" | "3"), Some("111")) => it.problem(
+            "administrative_cp_ce_type",
+            "E_CODE",
+            "administrative_cp_na 1 (公民) takes ce_type 111, 2 and 3 take 001".into(),
+        ),
+        _ => {}
+    }
+    let subject = it.required("administrative_cp_ui_code");
+    // Without a usable ce_type the nature says which identifier the code must be.
+    let ce_type = match ce_type.as_deref() {
+        Some("001" | "111") => ce_type,
+        _ => match nature.as_deref() {
+            Some("1") => Some("111".to_string()),
+            Some("2" | "3") => Some("001".to_string()),
+            _ => None,
+        },
+    };
+    match ce_type.as_deref() {
+        // 个体工商户 (filed as 其他组织 here) registered before the USCC reform keep the
+        // placeholder, as the national party rule allows; nobody else may use it.
+        Some("001")
+            if nature.as_deref() == Some("3") && subject.as_deref() == Some(PLACEHOLDER_USCC) => {}
+        Some("001") => it.uscc("administrative_cp_ui_code", &subject),
+        Some("111") => it.resident_id("administrative_cp_ui_code", &subject),
+        _ => {}
+    }
+    let area = it.required("area_number");
+    it.digits("area_number", &area, 6);
+    it.required("check_action_name");
+    let form = it.required("check_form");
+    it.code("check_form", &form, &["01", "02"]);
+    let kind = it.text("check_type");
+    let kinds: Vec<&str> = CHECK_TYPES.iter().map(|(_, l)| *l).collect();
+    it.code("check_type", &kind, &kinds);
+    let mode = it.text("check_mode");
+    let modes: Vec<&str> = CHECK_MODES.iter().map(|(_, l)| *l).collect();
+    it.code("check_mode", &mode, &modes);
+    let result = it.required("check_result");
+    it.code("check_result", &result, &RESULT_LABELS);
+    let checked_at = it.required("check_date");
+    let checked_at = it.datetime("check_date", &checked_at);
+    let submitted = it.text("submitted_date");
+    let submitted = it.datetime("submitted_date", &submitted);
+    if let (Some(c), Some(s)) = (checked_at, submitted)
+        && s < c
+    {
+        it.problem(
+            "submitted_date",
+            "E_RANGE",
+            "submitted_date is before check_date".into(),
+        );
+    }
+    check_officers(&mut it);
+    it.finish(key, op, &not_content)
+}
+
+/// `check_personnel` and `check_personnel_code`: parallel arrays of at least two officers.
+fn check_officers(it: &mut Item) {
+    let mut lists = Vec::new();
+    for column in ["check_personnel", "check_personnel_code"] {
+        let raw = it.raw(column).filter(|r| *r != "null");
+        let list = match raw.map(serde_json::from_str::<Vec<serde_json::Value>>) {
+            None => {
+                it.missing(column);
+                None
+            }
+            Some(Ok(v))
+                if v.iter()
+                    .all(|x| x.as_str().is_some_and(|s| !s.trim().is_empty())) =>
+            {
+                Some(v.len())
+            }
+            Some(_) => {
+                it.problem(
+                    column,
+                    "E_TYPE",
+                    "wrong type: expected an array of non-empty strings".into(),
+                );
+                None
+            }
+        };
+        lists.push(list);
+    }
+    match (lists[0], lists[1]) {
+        (Some(n), Some(m)) if n != m => it.problem(
+            "check_personnel_code",
+            "E_OFFICERS",
+            format!("{m} certificate numbers for {n} officers"),
+        ),
+        (Some(n), _) if n < 2 => it.problem(
+            "check_personnel",
+            "E_OFFICERS",
+            format!("an inspection needs at least two officers, got {n}"),
+        ),
+        _ => {}
+    }
 }

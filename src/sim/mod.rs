@@ -1,7 +1,9 @@
 //! Simulators of the five upstream systems xiezhi pulls from (the left edge of the flow: these
 //! are *other organisations'* systems). Each serves its own dialect over HTTP, with its own auth,
 //! pagination, error format and faults, plus `/truth` (what a correct pipeline must end up with)
-//! and `/_admin` endpoints to mutate data and inject faults. See docs/simulators.md.
+//! and `/_admin` endpoints to mutate data and inject faults. The credit platform and the
+//! internet-plus exchange also take pushes, validated as those systems do, and show what they
+//! accepted (`/_admin/accepted`). See docs/simulators.md.
 //!
 //! Nothing here depends on a pipeline module: identifiers are generated with the simulators' own
 //! check-digit code so that our validators are tested against an independent implementation.
@@ -18,10 +20,13 @@ mod hotline;
 mod internet_plus;
 mod prim;
 mod provincial;
+mod push;
 mod records;
 mod stream;
 mod world;
 
+#[cfg(test)]
+mod push_tests;
 #[cfg(test)]
 mod tests;
 

@@ -147,6 +147,47 @@ pub fn corrupt_check(s: &str, charset: &[u8]) -> String {
     String::from_utf8(b).unwrap_or_default()
 }
 
+/// Whether `s` is a USCC (18 characters of the GB 32100 charset) with the right check character.
+/// Used on pushes, where the upstream verifies what it is sent.
+pub fn uscc_valid(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 18 && b.iter().all(|c| USCC_CHARSET.contains(c)) && uscc_check(&b[..17]) == b[17]
+}
+
+/// Whether `s` is an organisation code (8 digits / capital letters + check character, GB 11714).
+pub fn org_code_valid(s: &str) -> bool {
+    let b = s.as_bytes();
+    // checked before `org_code_check`, whose arithmetic assumes this charset
+    b.len() == 9
+        && b[..8]
+            .iter()
+            .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
+        && org_code_check(&b[..8]) == b[8]
+}
+
+/// Whether `s` is an 18-character resident ID (GB 11643): 17 digits with a real birth date, and
+/// the right check character (`X` upper case).
+pub fn resident_id_valid(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.len() != 18 || !b[..17].iter().all(u8::is_ascii_digit) {
+        return false;
+    }
+    if parse_ymd(
+        &format!("{}-{}-{}", &s[6..10], &s[10..12], &s[12..14]),
+        b'-',
+    )
+    .is_none()
+    {
+        return false;
+    }
+    let sum: u32 = b[..17]
+        .iter()
+        .zip(RID_WEIGHTS)
+        .map(|(c, w)| (c - b'0') as u32 * w)
+        .sum();
+    RID_CHECKS[(sum % 11) as usize] == b[17]
+}
+
 // ---------- dates ----------
 
 pub fn date(y: i32, m: u32, d: u32) -> NaiveDate {
@@ -194,6 +235,47 @@ pub fn dt_compact(t: NaiveDateTime) -> String {
         t.minute(),
         t.second()
     )
+}
+
+/// Strict `YYYY<sep>MM<sep>DD` (two-digit month and day), a real calendar date.
+pub fn parse_ymd(s: &str, sep: u8) -> Option<NaiveDate> {
+    let b = s.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    if b.len() != 10
+        || b[4] != sep
+        || b[7] != sep
+        || !digits(0..4)
+        || !digits(5..7)
+        || !digits(8..10)
+    {
+        return None;
+    }
+    NaiveDate::from_ymd_opt(
+        s[0..4].parse().ok()?,
+        s[5..7].parse().ok()?,
+        s[8..10].parse().ok()?,
+    )
+}
+
+/// Strict `YYYY-MM-DD HH:mm:ss`, a real local time.
+pub fn parse_dt(s: &str) -> Option<NaiveDateTime> {
+    let b = s.as_bytes();
+    if b.len() != 19 || b[10] != b' ' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    if ![11..13, 14..16, 17..19]
+        .into_iter()
+        .all(|r| b[r].iter().all(u8::is_ascii_digit))
+    {
+        return None;
+    }
+    let d = parse_ymd(&s[..10], b'-')?;
+    let t = NaiveTime::from_hms_opt(
+        s[11..13].parse().ok()?,
+        s[14..16].parse().ok()?,
+        s[17..19].parse().ok()?,
+    )?;
+    Some(d.and_time(t))
 }
 
 /// Epoch milliseconds of a Beijing local time.
@@ -424,6 +506,31 @@ mod tests {
             corrupt_check("620822199001011237", RID_CHECKS),
             "620822199001011237"
         );
+    }
+
+    #[test]
+    fn push_checks_accept_what_the_generators_make() {
+        let id = resident_id("620822", date(1990, 1, 1), 123);
+        assert!(resident_id_valid(&id));
+        assert!(!resident_id_valid(&corrupt_check(&id, RID_CHECKS)));
+        assert!(!resident_id_valid("620822199002301236"), "30 February");
+        let u = uscc("91", "620822", &org_code(12_345_678));
+        assert!(uscc_valid(&u));
+        assert!(!uscc_valid(&corrupt_check(&u, USCC_CHARSET)));
+        assert!(
+            !uscc_valid("00000000000000000X"),
+            "the placeholder is no USCC"
+        );
+        assert!(org_code_valid(&org_code(12_345_678)));
+        assert!(!org_code_valid("1234567a9"));
+        assert_eq!(parse_ymd("2024/02/29", b'/'), Some(date(2024, 2, 29)));
+        for bad in ["2025/02/30", "2024/2/29", "2024-02-29", "2024/02/29 "] {
+            assert_eq!(parse_ymd(bad, b'/'), None, "{bad}");
+        }
+        assert!(parse_dt("2024-02-29 23:59:59").is_some());
+        assert!(parse_dt("2025-02-30 09:00:00").is_none());
+        assert!(parse_dt("2024-02-29 24:00:00").is_none());
+        assert!(parse_dt("2024-02-29T09:00:00").is_none());
     }
 
     #[test]

@@ -15,11 +15,11 @@ const VALUE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-fn enc(v: &str) -> String {
+pub(super) fn enc(v: &str) -> String {
     utf8_percent_encode(v, VALUE).to_string()
 }
 
-fn cred(name: &str) -> String {
+pub(super) fn cred(name: &str) -> String {
     default_credentials()
         .into_iter()
         .find(|(k, _)| k == name)
@@ -27,7 +27,7 @@ fn cred(name: &str) -> String {
         .unwrap()
 }
 
-async fn start(records: usize, seed: u64) -> Simulators {
+pub(super) async fn start(records: usize, seed: u64) -> Simulators {
     Simulators::start(SimConfig {
         seed,
         records,
@@ -39,7 +39,7 @@ async fn start(records: usize, seed: u64) -> Simulators {
 
 static NONCE: AtomicU64 = AtomicU64::new(0);
 
-fn nonce() -> String {
+pub(super) fn nonce() -> String {
     format!(
         "n{}-{}",
         std::process::id(),
@@ -47,14 +47,14 @@ fn nonce() -> String {
     )
 }
 
-fn now_ms() -> i64 {
+pub(super) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64
 }
 
-fn hmac_hex(secret: &str, msg: &str) -> String {
+pub(super) fn hmac_hex(secret: &str, msg: &str) -> String {
     let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     m.update(msg.as_bytes());
     hex::encode(m.finalize().into_bytes())
@@ -70,14 +70,14 @@ fn sorted_query(params: &[(&str, String)]) -> String {
     p.join("&")
 }
 
-struct Client {
-    http: reqwest::Client,
-    base: String,
+pub(super) struct Client {
+    pub(super) http: reqwest::Client,
+    pub(super) base: String,
     system: &'static str,
 }
 
 impl Client {
-    fn new(sims: &Simulators, system: &'static str) -> Client {
+    pub(super) fn new(sims: &Simulators, system: &'static str) -> Client {
         Client {
             http: reqwest::Client::new(),
             base: sims.url(system).unwrap(),
@@ -86,7 +86,7 @@ impl Client {
     }
 
     /// Signed (or bearer-authenticated) GET; returns status, headers and raw body.
-    async fn get(
+    pub(super) async fn get(
         &self,
         path: &str,
         params: &[(&str, String)],
@@ -153,7 +153,7 @@ impl Client {
         (status, headers, resp.bytes().await.unwrap().to_vec())
     }
 
-    async fn json(&self, path: &str, params: &[(&str, String)]) -> Value {
+    pub(super) async fn json(&self, path: &str, params: &[(&str, String)]) -> Value {
         let (status, _, body) = self.get(path, params).await;
         assert_eq!(
             status,
@@ -165,7 +165,7 @@ impl Client {
         serde_json::from_slice(&body).unwrap()
     }
 
-    async fn truth(&self, summary: bool) -> Value {
+    pub(super) async fn truth(&self, summary: bool) -> Value {
         let url = format!(
             "{}/truth{}",
             self.base,
@@ -181,7 +181,7 @@ impl Client {
             .unwrap()
     }
 
-    async fn admin(&self, what: &str, body: Value) -> Value {
+    pub(super) async fn admin(&self, what: &str, body: Value) -> Value {
         let resp = self
             .http
             .post(format!("{}/_admin/{what}", self.base))
@@ -194,7 +194,7 @@ impl Client {
     }
 }
 
-fn s(v: &Value, k: &str) -> String {
+pub(super) fn s(v: &Value, k: &str) -> String {
     v.get(k)
         .and_then(Value::as_str)
         .unwrap_or_default()

@@ -125,6 +125,54 @@ pub struct Change {
     pub source: String,
 }
 
+/// One delivery of one change to one upstream, and its answer: the evidence of publication.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PushReceipt {
+    /// `<connector>/<push>`.
+    pub target: String,
+    pub seq: i64,
+    pub record_type: RecordType,
+    pub key: String,
+    pub version: i64,
+    /// `insert`, `update` or `delete`.
+    pub op: String,
+    pub accepted: bool,
+    /// The idempotency key of the request that carried it.
+    pub request_key: String,
+    pub sent_at: DateTime<Utc>,
+    /// The upstream's result for this record.
+    pub answer: Value,
+}
+
+pub(crate) type ReceiptTuple = (
+    String,
+    i64,
+    String,
+    String,
+    i64,
+    String,
+    bool,
+    String,
+    i64,
+    String,
+);
+
+pub(crate) fn receipt_from_tuple(t: ReceiptTuple) -> Result<PushReceipt> {
+    let (target, seq, record_type, key, version, op, accepted, request_key, sent_at, answer) = t;
+    Ok(PushReceipt {
+        target,
+        seq,
+        record_type: record_type_of("receipt record type", &record_type)?,
+        key,
+        version,
+        op,
+        accepted,
+        request_key,
+        sent_at: time_from_micros("receipt sent_at", sent_at)?,
+        answer: parse_json("receipt answer", &answer)?,
+    })
+}
+
 /// Where a named consumer stands on a feed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FeedCursor {
@@ -326,6 +374,25 @@ pub trait Store: Send + Sync {
     async fn save_feed_cursor(&self, consumer: &str, feed: &str, seq: i64) -> Result<()>;
     /// Every named consumer's cursors, by consumer and feed.
     async fn feed_cursors(&self) -> Result<Vec<FeedCursor>>;
+
+    /// Live records of a type in key order after `after_key`: (key, data).
+    async fn records_page(
+        &self,
+        record_type: RecordType,
+        after_key: &str,
+        limit: u32,
+    ) -> Result<Vec<(String, Value)>>;
+    /// Keeps push receipts (a repeat of the same target and change replaces the row).
+    async fn record_push_receipts(&self, receipts: &[PushReceipt]) -> Result<()>;
+    /// Every delivery of a record, to any target, in change order.
+    async fn push_receipts(&self, record_type: RecordType, key: &str) -> Result<Vec<PushReceipt>>;
+    /// Of `keys`, those `target` has accepted some version of (so the next one is an update).
+    async fn accepted_push_keys(
+        &self,
+        target: &str,
+        record_type: RecordType,
+        keys: &[String],
+    ) -> Result<Vec<String>>;
 
     /// `true` when the store answers a trivial query (readiness).
     async fn ping(&self) -> bool;
@@ -1148,6 +1215,55 @@ pub(crate) mod testsuite {
                 .map(|c| (c.consumer.as_str(), c.feed.as_str(), c.seq))
                 .collect::<Vec<_>>(),
             vec![("amqp", "*", 1), ("dw", "penalty", end)]
+        );
+
+        // Push receipts: a repeat of the same target and change replaces its row.
+        let receipt = |seq: i64, accepted: bool| PushReceipt {
+            target: "credit-platform/penalties".into(),
+            seq,
+            record_type: RecordType::Penalty,
+            key: "late".into(),
+            version: seq,
+            op: "insert".into(),
+            accepted,
+            request_key: format!("r{seq}"),
+            sent_at: DateTime::from_timestamp(1_750_000_000 + seq, 0).unwrap(),
+            answer: json!({"status": if accepted { "accepted" } else { "rejected" }}),
+        };
+        store
+            .record_push_receipts(&[receipt(1, false), receipt(2, false)])
+            .await
+            .unwrap();
+        assert!(
+            store
+                .accepted_push_keys(
+                    "credit-platform/penalties",
+                    RecordType::Penalty,
+                    &["late".into()]
+                )
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        store
+            .record_push_receipts(&[receipt(2, true)])
+            .await
+            .unwrap();
+        let got = store
+            .push_receipts(RecordType::Penalty, "late")
+            .await
+            .unwrap();
+        assert_eq!(got, vec![receipt(1, false), receipt(2, true)]);
+        assert_eq!(
+            store
+                .accepted_push_keys(
+                    "credit-platform/penalties",
+                    RecordType::Penalty,
+                    &["late".into(), "other".into()]
+                )
+                .await
+                .unwrap(),
+            vec!["late".to_owned()]
         );
     }
 

@@ -23,7 +23,10 @@ use super::{
     StoreError, StoredRecord, VersionTuple, change_from_tuple, failure_from_tuple, failure_limit,
     head_from_tuple, query_err, record_from_tuple, record_type_of, status_name, version_from_tuple,
 };
-use super::{FailureStatus, FeedCursor, parse_json, time_from_micros};
+use super::{
+    FailureStatus, FeedCursor, PushReceipt, ReceiptTuple, parse_json, receipt_from_tuple,
+    time_from_micros,
+};
 use crate::record::{Batch, Failure, RecordType};
 
 /// Key of the advisory lock every `apply` holds until it commits.
@@ -110,6 +113,11 @@ impl PgStore {
                 4,
                 "feeds",
                 include_str!("../../migrations/postgres/0004_feeds.sql"),
+            ),
+            (
+                5,
+                "push",
+                include_str!("../../migrations/postgres/0005_push.sql"),
             ),
         ])
     }
@@ -1008,6 +1016,91 @@ impl Store for PgStore {
                 })
             })
             .collect()
+    }
+
+    async fn records_page(
+        &self,
+        record_type: RecordType,
+        after_key: &str,
+        limit: u32,
+    ) -> Result<Vec<(String, Value)>> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT key, data::text FROM records \
+             WHERE record_type = $1 AND key > $2 COLLATE \"C\" AND NOT deleted ORDER BY key COLLATE \"C\" LIMIT $3",
+        )
+        .bind(record_type.as_str())
+        .bind(after_key)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("reading a page of records"))?;
+        rows.into_iter()
+            .map(|(k, d)| Ok((k, parse_json("record data", &d)?)))
+            .collect()
+    }
+
+    async fn record_push_receipts(&self, receipts: &[PushReceipt]) -> Result<()> {
+        if receipts.is_empty() {
+            return Ok(());
+        }
+        let r = receipts;
+        sqlx::query(
+            "INSERT INTO push_receipts \
+               (target, seq, record_type, key, version, op, accepted, request_key, sent_at, answer) \
+             SELECT t.target, t.seq, t.record_type, t.key, t.version, t.op, t.accepted, t.request_key, \
+               to_timestamp(t.sent_at / 1000000.0), t.answer::jsonb \
+             FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::int8[], $6::text[], \
+               $7::bool[], $8::text[], $9::int8[], $10::text[]) \
+               AS t(target, seq, record_type, key, version, op, accepted, request_key, sent_at, answer) \
+             ON CONFLICT (target, seq) DO UPDATE SET op = excluded.op, accepted = excluded.accepted, \
+               request_key = excluded.request_key, sent_at = excluded.sent_at, answer = excluded.answer",
+        )
+        .bind(r.iter().map(|x| x.target.as_str()).collect::<Vec<_>>())
+        .bind(r.iter().map(|x| x.seq).collect::<Vec<_>>())
+        .bind(r.iter().map(|x| x.record_type.as_str()).collect::<Vec<_>>())
+        .bind(r.iter().map(|x| x.key.as_str()).collect::<Vec<_>>())
+        .bind(r.iter().map(|x| x.version).collect::<Vec<_>>())
+        .bind(r.iter().map(|x| x.op.as_str()).collect::<Vec<_>>())
+        .bind(r.iter().map(|x| x.accepted).collect::<Vec<_>>())
+        .bind(r.iter().map(|x| x.request_key.as_str()).collect::<Vec<_>>())
+        .bind(r.iter().map(|x| x.sent_at.timestamp_micros()).collect::<Vec<_>>())
+        .bind(r.iter().map(|x| x.answer.to_string()).collect::<Vec<_>>())
+        .execute(&self.pool)
+        .await
+        .map_err(query_err("writing push receipts"))?;
+        Ok(())
+    }
+
+    async fn push_receipts(&self, record_type: RecordType, key: &str) -> Result<Vec<PushReceipt>> {
+        let rows: Vec<ReceiptTuple> = sqlx::query_as(concat!(
+            "SELECT target, seq, record_type, key, version, op, accepted, request_key, ",
+            micros!("sent_at"),
+            ", answer::text FROM push_receipts WHERE record_type = $1 AND key = $2 ORDER BY seq, target"
+        ))
+        .bind(record_type.as_str())
+        .bind(key)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("reading push receipts"))?;
+        rows.into_iter().map(receipt_from_tuple).collect()
+    }
+
+    async fn accepted_push_keys(
+        &self,
+        target: &str,
+        record_type: RecordType,
+        keys: &[String],
+    ) -> Result<Vec<String>> {
+        sqlx::query_scalar(
+            "SELECT DISTINCT key FROM push_receipts \
+             WHERE target = $1 AND record_type = $2 AND accepted AND key = ANY($3)",
+        )
+        .bind(target)
+        .bind(record_type.as_str())
+        .bind(keys)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("reading accepted push keys"))
     }
 
     async fn ping(&self) -> bool {

@@ -30,7 +30,10 @@ use super::{
     StoreError, StoredRecord, VersionTuple, change_from_tuple, failure_from_tuple, failure_limit,
     head_from_tuple, query_err, record_from_tuple, record_type_of, status_name, version_from_tuple,
 };
-use super::{FailureStatus, FeedCursor, parse_json, time_from_micros};
+use super::{
+    FailureStatus, FeedCursor, PushReceipt, ReceiptTuple, parse_json, receipt_from_tuple,
+    time_from_micros,
+};
 use crate::record::{Batch, Failure, RecordType};
 
 /// Reader connections next to the single writer.
@@ -190,6 +193,11 @@ impl SqliteStore {
                 5,
                 "feeds",
                 include_str!("../../migrations/sqlite/0005_feeds.sql"),
+            ),
+            (
+                6,
+                "push",
+                include_str!("../../migrations/sqlite/0006_push.sql"),
             ),
         ])
     }
@@ -1126,6 +1134,102 @@ impl Store for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    async fn records_page(
+        &self,
+        record_type: RecordType,
+        after_key: &str,
+        limit: u32,
+    ) -> Result<Vec<(String, Value)>> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT r.key, v.data FROM records AS r JOIN record_versions AS v ON v.seq = r.seq \
+             WHERE r.record_type = ?1 AND r.key > ?2 AND NOT r.deleted ORDER BY r.key LIMIT ?3",
+        )
+        .bind(record_type.as_str())
+        .bind(after_key)
+        .bind(i64::from(limit))
+        .fetch_all(&self.readers)
+        .await
+        .map_err(query_err("reading a page of records"))?;
+        rows.into_iter()
+            .map(|(k, d)| Ok((k, parse_json("record data", &d)?)))
+            .collect()
+    }
+
+    async fn record_push_receipts(&self, receipts: &[PushReceipt]) -> Result<()> {
+        let mut tx = self
+            .writer
+            .begin()
+            .await
+            .map_err(query_err("starting a receipt write"))?;
+        for r in receipts {
+            sqlx::query(
+                "INSERT OR REPLACE INTO push_receipts \
+                   (target, seq, record_type, key, version, op, accepted, request_key, sent_at, answer) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )
+            .bind(&r.target)
+            .bind(r.seq)
+            .bind(r.record_type.as_str())
+            .bind(&r.key)
+            .bind(r.version)
+            .bind(&r.op)
+            .bind(r.accepted)
+            .bind(&r.request_key)
+            .bind(r.sent_at.timestamp_micros())
+            .bind(r.answer.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(query_err("writing a push receipt"))?;
+        }
+        tx.commit()
+            .await
+            .map_err(query_err("committing push receipts"))?;
+        Ok(())
+    }
+
+    async fn push_receipts(&self, record_type: RecordType, key: &str) -> Result<Vec<PushReceipt>> {
+        let rows: Vec<ReceiptTuple> = sqlx::query_as(
+            "SELECT target, seq, record_type, key, version, op, accepted, request_key, sent_at, answer \
+             FROM push_receipts WHERE record_type = ?1 AND key = ?2 ORDER BY seq, target",
+        )
+        .bind(record_type.as_str())
+        .bind(key)
+        .fetch_all(&self.readers)
+        .await
+        .map_err(query_err("reading push receipts"))?;
+        rows.into_iter().map(receipt_from_tuple).collect()
+    }
+
+    async fn accepted_push_keys(
+        &self,
+        target: &str,
+        record_type: RecordType,
+        keys: &[String],
+    ) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for chunk in keys.chunks(500) {
+            let marks = (0..chunk.len())
+                .map(|i| format!("?{}", i + 3))
+                .collect::<Vec<_>>()
+                .join(",");
+            let sql = format!(
+                "SELECT DISTINCT key FROM push_receipts WHERE target = ?1 AND record_type = ?2 AND accepted AND key IN ({marks})"
+            );
+            let mut q = sqlx::query_scalar(AssertSqlSafe(sql))
+                .bind(target)
+                .bind(record_type.as_str());
+            for k in chunk {
+                q = q.bind(k);
+            }
+            let found: Vec<String> = q
+                .fetch_all(&self.readers)
+                .await
+                .map_err(query_err("reading accepted push keys"))?;
+            out.extend(found);
+        }
+        Ok(out)
     }
 
     async fn ping(&self) -> bool {

@@ -10,4 +10,5 @@ mod feeds;
 mod operators;
 mod pipeline;
 mod process;
+mod push;
 mod repull;

@@ -47,6 +47,12 @@ async fn the_demo_runs_on_a_bare_machine_and_reconciles() {
         "{stdout}"
     );
     assert!(
+        stdout.contains(
+            "DELIVERED: every stored penalty and licence accepted by the credit platform"
+        ),
+        "{stdout}"
+    );
+    assert!(
         dir.join("data/demo/xiezhi.sqlite").exists(),
         "the embedded store file is missing"
     );
