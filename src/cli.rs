@@ -649,6 +649,11 @@ async fn serve(config: Config) -> anyhow::Result<i32> {
     let scheduler = tokio::spawn(crate::schedule::run(rt.clone(), cancel.clone()));
     let relay = rt.spawn_relay(&cancel);
     let pushes = rt.spawn_pushes(&cancel);
+    let alerts = tokio::spawn(crate::deadlines::alerts::run(
+        rt.clone(),
+        std::time::Duration::from_secs(rt.config.deadlines.check_interval_secs.max(10)),
+        cancel.clone(),
+    ));
     shutdown_signal().await;
     tracing::info!("Shutting down: no new pulls; in-flight batches finish.");
     cancel.cancel();
@@ -657,6 +662,7 @@ async fn serve(config: Config) -> anyhow::Result<i32> {
         r.await?;
     }
     pushes.await?;
+    alerts.await?;
     for w in writers {
         w.await??;
     }

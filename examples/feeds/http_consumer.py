@@ -7,7 +7,10 @@ one entry per (record type, natural key) holding the newest version, tombstones 
 * With --consumer NAME (a `[[feeds.consumers]]` entry) the server keeps the cursor: each request
   with `after=N` confirms everything up to N, and a request without `after` resumes from the last
   confirmed position. The script confirms a page by asking for the next one, after it applied
-  (and, with --state, saved) the page, so a crash re-reads at most one page.
+  (and, with --state, saved) the page, so a crash re-reads at most one page. It only confirms
+  `next_after` values the server gave it (or --after): the server refuses an `after` that is
+  neither 0 nor a stored change's sequence. The consumer's masking level is configured: --masking
+  cannot be combined with --consumer.
 * Without --consumer the cursor is local (`after` in the --state file, or --after).
 * Once caught up it long-polls (`wait`), unless --once is given.
 * Events are deduplicated by `id`, and an event whose `version` is not newer than the version
@@ -150,9 +153,11 @@ def main() -> int:
     ap.add_argument("--feed", default="all", help="a record type (penalty, …) or `all` (default)")
     ap.add_argument("--consumer", help="a configured consumer name: the server keeps its cursor")
     ap.add_argument("--masking", choices=["public", "shared", "internal"],
-                    help="level without --consumer (default public); ignored with --consumer")
+                    help="level without --consumer (default public); not with --consumer, "
+                         "whose level is configured")
     ap.add_argument("--after", type=int,
-                    help="start after this sequence; with --consumer this also moves its cursor")
+                    help="start after this sequence (≥ 0); with --consumer this also moves its "
+                         "cursor, and must be 0 or a sequence the feed returned (a next_after)")
     ap.add_argument("--limit", type=int, default=500, help="events per page, 1–1000 (default 500)")
     ap.add_argument("--wait", type=int, default=30, help="long-poll seconds when caught up, 0–60")
     ap.add_argument("--once", action="store_true", help="stop when caught up instead of polling")
@@ -164,8 +169,9 @@ def main() -> int:
     if not 1 <= args.limit <= 1000 or not 0 <= args.wait <= 60:
         ap.error("--limit must be 1–1000 and --wait 0–60")
     if args.consumer and args.masking:
-        print("note: --masking is ignored with --consumer (its configured level applies)",
-              file=sys.stderr)
+        ap.error("--masking cannot be used with --consumer (the consumer's level is configured)")
+    if args.after is not None and args.after < 0:
+        ap.error("--after must be a whole number ≥ 0")
 
     replica = Replica()
     after = None

@@ -828,6 +828,7 @@ impl AmqpBus {
             .map(|l| feeds.exchange(*l))
             .collect();
         exchanges.push(dead_exchange.clone());
+        exchanges.push(feeds.alerts_exchange());
         for exchange in &exchanges {
             channel
                 .exchange_declare(

@@ -7,6 +7,7 @@
 //! which clock and what stops it, and [`Rules::evaluate`] turns a record into [`DeadlineState`]s.
 //! Reading the calendar directory is the only I/O.
 
+pub mod alerts;
 pub mod calendar;
 pub mod report;
 pub mod rules;
@@ -24,6 +25,9 @@ pub struct DeadlinesConfig {
     pub calendar_dir: std::path::PathBuf,
     /// A TOML file overriding the deadline rules key by key. Unset: the national defaults.
     pub rules_file: Option<std::path::PathBuf>,
+    /// Seconds between deadline checks in `xiezhi run` (alerts for deadlines newly due soon or
+    /// missed). Default 300.
+    pub check_interval_secs: u64,
 }
 
 impl Default for DeadlinesConfig {
@@ -31,6 +35,7 @@ impl Default for DeadlinesConfig {
         DeadlinesConfig {
             calendar_dir: "calendar".into(),
             rules_file: None,
+            check_interval_secs: 300,
         }
     }
 }

@@ -96,6 +96,11 @@ impl FeedsConfig {
         format!("{}.{}", self.exchange_prefix, level.as_str())
     }
 
+    /// The topic exchange deadline alerts go to (`deadline.<status>.<type>.<rule>`).
+    pub fn alerts_exchange(&self) -> String {
+        format!("{}.alerts", self.exchange_prefix)
+    }
+
     /// A consumer's durable queue.
     pub fn queue(&self, consumer: &str) -> String {
         format!("{}.{consumer}", self.exchange_prefix)

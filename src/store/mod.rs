@@ -382,6 +382,14 @@ pub trait Store: Send + Sync {
         after_key: &str,
         limit: u32,
     ) -> Result<Vec<(String, Value)>>;
+    /// Notes that an alert was raised for a deadline in `status`; `false` when it already was.
+    async fn raise_deadline_alert(
+        &self,
+        rule: &str,
+        record_type: RecordType,
+        key: &str,
+        status: &str,
+    ) -> Result<bool>;
     /// Keeps push receipts (a repeat of the same target and change replaces the row).
     async fn record_push_receipts(&self, receipts: &[PushReceipt]) -> Result<()>;
     /// Every delivery of a record, to any target, in change order.

@@ -119,6 +119,11 @@ impl PgStore {
                 "push",
                 include_str!("../../migrations/postgres/0005_push.sql"),
             ),
+            (
+                6,
+                "deadline alerts",
+                include_str!("../../migrations/postgres/0006_deadline_alerts.sql"),
+            ),
         ])
     }
 
@@ -1037,6 +1042,27 @@ impl Store for PgStore {
         rows.into_iter()
             .map(|(k, d)| Ok((k, parse_json("record data", &d)?)))
             .collect()
+    }
+
+    async fn raise_deadline_alert(
+        &self,
+        rule: &str,
+        record_type: RecordType,
+        key: &str,
+        status: &str,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO deadline_alerts (rule, record_type, key, status) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        )
+        .bind(rule)
+        .bind(record_type.as_str())
+        .bind(key)
+        .bind(status)
+        .execute(&self.pool)
+        .await
+        .map_err(query_err("noting a deadline alert"))?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn record_push_receipts(&self, receipts: &[PushReceipt]) -> Result<()> {

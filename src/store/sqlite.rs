@@ -199,6 +199,11 @@ impl SqliteStore {
                 "push",
                 include_str!("../../migrations/sqlite/0006_push.sql"),
             ),
+            (
+                7,
+                "deadline alerts",
+                include_str!("../../migrations/sqlite/0007_deadline_alerts.sql"),
+            ),
         ])
     }
 
@@ -1155,6 +1160,28 @@ impl Store for SqliteStore {
         rows.into_iter()
             .map(|(k, d)| Ok((k, parse_json("record data", &d)?)))
             .collect()
+    }
+
+    async fn raise_deadline_alert(
+        &self,
+        rule: &str,
+        record_type: RecordType,
+        key: &str,
+        status: &str,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO deadline_alerts (rule, record_type, key, status, raised_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+        )
+        .bind(rule)
+        .bind(record_type.as_str())
+        .bind(key)
+        .bind(status)
+        .bind(now_micros())
+        .execute(&self.writer)
+        .await
+        .map_err(query_err("noting a deadline alert"))?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn record_push_receipts(&self, receipts: &[PushReceipt]) -> Result<()> {

@@ -212,6 +212,21 @@ async fn pushes_deliver_every_record_through_an_outage() {
     assert_eq!(never["status"], "overdue");
     assert!(never.get("evidence").is_none());
     assert!(missed["counts"]["publish_penalty"]["met_late"].as_u64() > Some(0));
+    // Each missed deadline is announced once: a second check raises nothing new.
+    let first = xiezhi::deadlines::alerts::check(&app.rt)
+        .await
+        .expect("check");
+    assert!(
+        first.raised >= rows.len() && first.raised == first.at_risk_or_missed,
+        "{first:?}"
+    );
+    let second = xiezhi::deadlines::alerts::check(&app.rt)
+        .await
+        .expect("check");
+    assert_eq!(
+        (second.raised, second.at_risk_or_missed),
+        (0, first.at_risk_or_missed)
+    );
     let bad = get("status=late").await.expect("400");
     assert_eq!(bad.status(), 400);
     assert!(bad.text().await.unwrap_or_default().contains("status"));
