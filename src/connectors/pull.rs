@@ -388,21 +388,9 @@ impl StreamPuller {
         if ids.is_empty() {
             return Ok(());
         }
-        let moved = ctx
-            .store
-            .set_failure_status(
-                &ids,
-                &crate::ops::replay::REPLAYABLE,
-                crate::store::FailureStatus::Resolved,
-                &crate::store::ops::FailureEvent {
-                    at: chrono::Utc::now(),
-                    actor: "sync".into(),
-                    action: "resolved".into(),
-                    detail: serde_json::json!({"run": ctx.run_id, "by": "sync", "reason": "the stream synced to its end past the page that failed"}),
-                },
-            )
-            .await?;
-        tracing::info!(connector = %self.connector, stream = %self.def.name, resolved = moved.len(), "Pull failures resolved: the stream synced past them.");
+        let detail = serde_json::json!({"run": ctx.run_id, "by": "sync", "reason": "the stream synced to its end past the page that failed"});
+        let moved = crate::ops::resolve(ctx.store.as_ref(), &ids, "sync", detail).await?;
+        tracing::info!(connector = %self.connector, stream = %self.def.name, resolved = moved, "Pull failures resolved: the stream synced past them.");
         Ok(())
     }
 

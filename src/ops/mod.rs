@@ -36,6 +36,34 @@ impl Discarded {
     }
 }
 
+/// Marks failures resolved (from `open` or `replayed`) with `detail` in their history; returns
+/// how many moved. Replays, syncs that stored a fixed record, and re-pulls all resolve this way.
+pub async fn resolve(
+    store: &dyn Store,
+    ids: &[String],
+    actor: &str,
+    detail: serde_json::Value,
+) -> Result<i64, StoreError> {
+    let mut moved = 0i64;
+    for chunk in ids.chunks(1000) {
+        let done = store
+            .set_failure_status(
+                chunk,
+                &replay::REPLAYABLE,
+                FailureStatus::Resolved,
+                &FailureEvent {
+                    at: Utc::now(),
+                    actor: actor.to_owned(),
+                    action: "resolved".into(),
+                    detail: detail.clone(),
+                },
+            )
+            .await?;
+        moved += done.len() as i64;
+    }
+    Ok(moved)
+}
+
 /// Discards a failure for good, with a reason, in its history and the audit log.
 pub async fn discard(
     store: &dyn Store,

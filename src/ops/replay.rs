@@ -328,21 +328,8 @@ pub async fn replay(
 
 /// Marks a page's failures resolved once its run is ingested; returns how many moved.
 async fn resolve(rt: &Runtime, run: &str, ids: &[String], actor: &str) -> anyhow::Result<i64> {
-    let moved = rt
-        .store
-        .set_failure_status(
-            ids,
-            &REPLAYABLE,
-            FailureStatus::Resolved,
-            &FailureEvent {
-                at: Utc::now(),
-                actor: actor.to_owned(),
-                action: "resolved".into(),
-                detail: json!({"run": run, "by": "replay", "stored": true}),
-            },
-        )
-        .await?;
-    Ok(moved.len() as i64)
+    let detail = json!({"run": run, "by": "replay", "stored": true});
+    Ok(super::resolve(rt.store.as_ref(), ids, actor, detail).await?)
 }
 
 /// The filter limited to what a replay may pick up; `None` when it asked only for statuses a

@@ -31,20 +31,11 @@ pub async fn present(
     rows: &mut [FailureRow],
 ) -> Result<(), StoreError> {
     if reader.sees_personal_data {
-        store
-            .append_audit(&NewAudit {
-                actor: reader.actor.clone(),
-                action: action.to_owned(),
-                target,
-                filter,
-                count: rows.len() as i64,
-                outcome: json!({"masked": false, "via": reader.via}),
-            })
-            .await?;
+        audit_unmasked(store, reader, action, target, filter, rows.len()).await
     } else {
         rows.iter_mut().for_each(|r| mask_failure(schema, r));
+        Ok(())
     }
-    Ok(())
 }
 
 /// Prepares stored records' data (current or versions) for a reader, as [`present`] does
@@ -59,21 +50,35 @@ pub async fn present_records(
     data: Vec<&mut Value>,
 ) -> Result<(), StoreError> {
     if reader.sees_personal_data {
-        store
-            .append_audit(&NewAudit {
-                actor: reader.actor.clone(),
-                action: action.to_owned(),
-                target: Some(format!("{record_type}/{key}")),
-                filter: json!({}),
-                count: data.len() as i64,
-                outcome: json!({"masked": false, "via": reader.via}),
-            })
-            .await?;
+        let target = Some(format!("{record_type}/{key}"));
+        audit_unmasked(store, reader, action, target, json!({}), data.len()).await
     } else {
         for v in data {
             schema.mask_public(record_type, v);
         }
+        Ok(())
     }
+}
+
+/// Who read how much personal data unmasked, and through what.
+async fn audit_unmasked(
+    store: &dyn Store,
+    reader: &Reader,
+    action: &str,
+    target: Option<String>,
+    filter: Value,
+    count: usize,
+) -> Result<(), StoreError> {
+    store
+        .append_audit(&NewAudit {
+            actor: reader.actor.clone(),
+            action: action.to_owned(),
+            target,
+            filter,
+            count: count as i64,
+            outcome: json!({"masked": false, "via": reader.via}),
+        })
+        .await?;
     Ok(())
 }
 

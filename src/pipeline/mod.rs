@@ -354,24 +354,10 @@ impl Runtime {
             }
             let window = p.window.as_ref().map(Window::label);
             let by = if window.is_some() { "re-pull" } else { "sync" };
-            let mut stream_resolved = 0i64;
-            for chunk in ids.chunks(1000) {
-                let moved = self
-                    .store
-                    .set_failure_status(
-                        chunk,
-                        &crate::ops::replay::REPLAYABLE,
-                        crate::store::FailureStatus::Resolved,
-                        &crate::store::ops::FailureEvent {
-                            at: chrono::Utc::now(),
-                            actor: "sync".into(),
-                            action: "resolved".into(),
-                            detail: serde_json::json!({"run": run_id, "by": by, "window": window, "stored": true}),
-                        },
-                    )
-                    .await?;
-                stream_resolved += moved.len() as i64;
-            }
+            let detail =
+                serde_json::json!({"run": run_id, "by": by, "window": window, "stored": true});
+            let stream_resolved =
+                crate::ops::resolve(self.store.as_ref(), &ids, "sync", detail).await?;
             tracing::info!(connector = %p.connector, stream = %p.def.name, window = ?window, resolved = stream_resolved, "Failures resolved: their records passed and were stored.");
             resolved += stream_resolved;
         }

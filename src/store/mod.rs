@@ -173,6 +173,16 @@ pub(crate) fn receipt_from_tuple(t: ReceiptTuple) -> Result<PushReceipt> {
     })
 }
 
+pub(crate) fn feed_cursor_from_tuple(t: (String, String, i64, i64)) -> Result<FeedCursor> {
+    let (consumer, feed, seq, at) = t;
+    Ok(FeedCursor {
+        consumer,
+        feed,
+        seq,
+        updated_at: time_from_micros("feed cursor updated_at", at)?,
+    })
+}
+
 /// Where a named consumer stands on a feed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FeedCursor {

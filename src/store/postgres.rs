@@ -24,8 +24,8 @@ use super::{
     head_from_tuple, query_err, record_from_tuple, record_type_of, status_name, version_from_tuple,
 };
 use super::{
-    FailureStatus, FeedCursor, PushReceipt, ReceiptTuple, parse_json, receipt_from_tuple,
-    time_from_micros,
+    FailureStatus, FeedCursor, PushReceipt, ReceiptTuple, feed_cursor_from_tuple, parse_json,
+    receipt_from_tuple, time_from_micros,
 };
 use crate::record::{Batch, Failure, RecordType};
 
@@ -1011,16 +1011,7 @@ impl Store for PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(query_err("listing feed cursors"))?;
-        rows.into_iter()
-            .map(|(consumer, feed, seq, at)| {
-                Ok(FeedCursor {
-                    consumer,
-                    feed,
-                    seq,
-                    updated_at: time_from_micros("feed cursor updated_at", at)?,
-                })
-            })
-            .collect()
+        rows.into_iter().map(feed_cursor_from_tuple).collect()
     }
 
     async fn records_page(

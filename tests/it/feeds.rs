@@ -222,9 +222,13 @@ async fn amqp_and_http_feeds_deliver_every_change_once() {
     http_feed(&app).await;
 
     // Deadline alerts go out on RabbitMQ, confirmed by the broker, each once.
-    let alerts = xiezhi::deadlines::alerts::check(&app.rt).await.expect("alerts");
+    let alerts = xiezhi::deadlines::alerts::check(&app.rt)
+        .await
+        .expect("alerts");
     assert!(alerts.raised > 0, "{alerts:?}");
-    let again = xiezhi::deadlines::alerts::check(&app.rt).await.expect("alerts");
+    let again = xiezhi::deadlines::alerts::check(&app.rt)
+        .await
+        .expect("alerts");
     assert_eq!(again.raised, 0);
 
     cancel.cancel();
