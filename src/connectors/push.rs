@@ -108,6 +108,61 @@ impl Pusher {
         let Some(last) = changes.last().map(|c| c.seq) else {
             return Ok(0);
         };
+        let request_key = self.request_key(cursor, last);
+        self.deliver(store, schema, &changes, &request_key, report)
+            .await?;
+        store
+            .save_feed_cursor(&cursor_name, t.as_str(), last)
+            .await?;
+        Ok(changes.len())
+    }
+
+    /// Sends the current version of each record in `keys` again, outside the cursor (an
+    /// operator's replay of push failures): a new request, so an upstream that refused before
+    /// judges it afresh. Returns, per key sent, whether it was accepted.
+    pub async fn resend(
+        &self,
+        store: &dyn Store,
+        schema: &SchemaRegistry,
+        keys: &[String],
+        report: &mut PushReport,
+    ) -> Result<Vec<(String, bool)>, PushError> {
+        let t = self.def.record_type;
+        let mut changes = Vec::with_capacity(keys.len());
+        for key in keys {
+            let Some(current) = store.history(t, key).await?.pop() else {
+                continue;
+            };
+            changes.push(Change {
+                seq: current.seq,
+                record_type: t,
+                key: key.clone(),
+                version: current.version,
+                deleted: current.deleted,
+                division: String::new(),
+                data: current.data,
+                changed_at: current.changed_at,
+                source: String::new(),
+            });
+        }
+        let request_key = format!("resend-{}", uuid::Uuid::new_v4().simple());
+        self.deliver(store, schema, &changes, &request_key, report)
+            .await
+    }
+
+    /// Writes `changes` in the upstream's dialect, posts them as one request, and keeps a
+    /// receipt per record and a failure per refusal. Returns, per record sent, whether it was
+    /// accepted.
+    async fn deliver(
+        &self,
+        store: &dyn Store,
+        schema: &SchemaRegistry,
+        changes: &[Change],
+        request_key: &str,
+        report: &mut PushReport,
+    ) -> Result<Vec<(String, bool)>, PushError> {
+        let target = self.target();
+        let t = self.def.record_type;
         let keys: Vec<String> = changes.iter().map(|c| c.key.clone()).collect();
         let mut known: HashSet<String> = store
             .accepted_push_keys(&target, t, &keys)
@@ -117,7 +172,7 @@ impl Pusher {
 
         let mut items = Vec::with_capacity(changes.len());
         let mut sent: Vec<(&Change, &'static str, Value)> = Vec::with_capacity(changes.len());
-        for c in &changes {
+        for c in changes {
             let (op, data) = if c.deleted {
                 // A tombstone carries no data: the upstream identifies the withdrawn record by
                 // the key fields of its last live version.
@@ -154,50 +209,42 @@ impl Pusher {
             sent.push((c, op, item));
         }
 
-        let request_key = self.request_key(cursor, last);
-        if !items.is_empty() {
-            let mut body = serde_json::Map::new();
-            body.insert(self.def.records.clone(), Value::Array(items));
-            if let Some(f) = &self.def.batch_field {
-                body.insert(
-                    f.clone(),
-                    Value::String(format!("XZ{}", &request_key[..20])),
-                );
-            }
-            let body =
-                serde_json::to_vec(&Value::Object(body)).map_err(|e| PushError::BadAnswer {
-                    target: target.clone(),
-                    reason: format!("the request could not be written: {e}"),
-                })?;
-            let answer: Value = self
-                .upstream
-                .post_json_parsed(
-                    &self.def.path,
-                    body,
-                    vec![(self.def.idempotency_header.clone(), request_key.clone())],
-                    |b| serde_json::from_str(&b.text).map_err(|e| format!("not JSON: {e}")),
-                )
-                .await?;
-            report.requests += 1;
-            let results = lookup(&answer, &self.def.answer.results)
-                .and_then(Value::as_array)
-                .filter(|r| r.len() == sent.len())
-                .ok_or_else(|| PushError::BadAnswer {
-                    target: target.clone(),
-                    reason: format!(
-                        "expected {} results at `{}`, got {}",
-                        sent.len(),
-                        self.def.answer.results,
-                        snippet(&answer)
-                    ),
-                })?;
-            self.keep(store, &request_key, &sent, results, report)
-                .await?;
+        if items.is_empty() {
+            return Ok(Vec::new());
         }
-        store
-            .save_feed_cursor(&cursor_name, t.as_str(), last)
+        let mut body = serde_json::Map::new();
+        body.insert(self.def.records.clone(), Value::Array(items));
+        if let Some(f) = &self.def.batch_field {
+            let digest = hex::encode(Sha256::digest(request_key.as_bytes()));
+            body.insert(f.clone(), Value::String(format!("XZ{}", &digest[..20])));
+        }
+        let body = serde_json::to_vec(&Value::Object(body)).map_err(|e| PushError::BadAnswer {
+            target: target.clone(),
+            reason: format!("the request could not be written: {e}"),
+        })?;
+        let answer: Value = self
+            .upstream
+            .post_json_parsed(
+                &self.def.path,
+                body,
+                vec![(self.def.idempotency_header.clone(), request_key.to_owned())],
+                |b| serde_json::from_str(&b.text).map_err(|e| format!("not JSON: {e}")),
+            )
             .await?;
-        Ok(changes.len())
+        report.requests += 1;
+        let results = lookup(&answer, &self.def.answer.results)
+            .and_then(Value::as_array)
+            .filter(|r| r.len() == sent.len())
+            .ok_or_else(|| PushError::BadAnswer {
+                target: target.clone(),
+                reason: format!(
+                    "expected {} results at `{}`, got {}",
+                    sent.len(),
+                    self.def.answer.results,
+                    snippet(&answer)
+                ),
+            })?;
+        self.keep(store, request_key, &sent, results, report).await
     }
 
     /// Receipts for every record sent, failures for the refused ones.
@@ -208,11 +255,12 @@ impl Pusher {
         sent: &[(&Change, &'static str, Value)],
         results: &[Value],
         report: &mut PushReport,
-    ) -> Result<(), PushError> {
+    ) -> Result<Vec<(String, bool)>, PushError> {
         let target = self.target();
         let now = Utc::now();
         let mut receipts = Vec::with_capacity(sent.len());
         let mut failures = Vec::new();
+        let mut outcomes = Vec::with_capacity(sent.len());
         for (i, ((c, op, item), result)) in sent.iter().zip(results).enumerate() {
             let accepted = result.get(&self.def.answer.ok_field) == Some(&self.def.answer.ok_value);
             receipts.push(PushReceipt {
@@ -228,6 +276,7 @@ impl Pusher {
                 answer: result.clone(),
             });
             report.sent += 1;
+            outcomes.push((c.key.clone(), accepted));
             if accepted {
                 report.accepted += 1;
                 continue;
@@ -266,7 +315,7 @@ impl Pusher {
             store.record_failures(request_key, &failures).await?;
             tracing::warn!(target = %target, refused = failures.len(), "The upstream refused pushed records; they are in the failure store (stage push).");
         }
-        Ok(())
+        Ok(outcomes)
     }
 
     /// The idempotency key of the batch after `cursor` up to `last`: the same changes make the

@@ -205,7 +205,17 @@ pub async fn replay(
     };
     let normaliser = async {
         let mut page_no = 0u64;
+        let mut pushed = ReplayReport::default();
         while let Some(rows) = page_rx.recv().await {
+            // Push failures are not normalised again: the stored record is sent again.
+            let (push_rows, rows): (Vec<FailureRow>, Vec<FailureRow>) =
+                rows.into_iter().partition(|r| r.stage == Stage::Push);
+            if !push_rows.is_empty() {
+                resend_pushes(rt, push_rows, settings, &mut pushed).await?;
+            }
+            if rows.is_empty() {
+                continue;
+            }
             let edited = match &target {
                 Target::Edited { record, .. } => Some(record.clone()),
                 _ => None,
@@ -224,7 +234,7 @@ pub async fn replay(
             }
         }
         drop(done_tx);
-        Ok::<(), anyhow::Error>(())
+        Ok::<ReplayReport, anyhow::Error>(pushed)
     };
     let sender = async {
         // Pages sent and not yet resolved: (page run, ids moved to replayed).
@@ -300,12 +310,23 @@ pub async fn replay(
         report.resolved = resolved;
         Ok::<ReplayReport, anyhow::Error>(report)
     };
-    let (unknown, (), counted) = tokio::try_join!(reader, normaliser, sender)?;
+    let (unknown, pushed, counted) = tokio::try_join!(reader, normaliser, sender)?;
     let mut report = ReplayReport {
         run_id: run_id.clone(),
         dry_run: settings.dry_run,
         ..counted
     };
+    report.selected += pushed.selected;
+    report.passed += pushed.passed;
+    report.resolved += pushed.resolved;
+    report.still_failing += pushed.still_failing;
+    for (code, k) in pushed.still_failing_by_code {
+        *report.still_failing_by_code.entry(code).or_default() += k;
+    }
+    for (reason, k) in pushed.skipped_reasons {
+        report.skipped += k;
+        *report.skipped_reasons.entry(reason).or_default() += k;
+    }
     for _ in 0..unknown {
         report.selected += 1;
         count_skip(&mut report, "no such failure");
@@ -324,6 +345,70 @@ pub async fn replay(
         .await?;
     tracing::info!(run = %run_id, selected = report.selected, passed = report.passed, still_failing = report.still_failing, skipped = report.skipped, resolved = report.resolved, seconds = report.seconds, "Replay finished.");
     Ok(report)
+}
+
+/// Push failures: the current version of each record is sent again to the push that refused
+/// it (a new request, judged afresh). Accepted ones are resolved; refused ones stay open with
+/// the upstream's new reasons (the push records them). A dry run only counts them.
+async fn resend_pushes(
+    rt: &Runtime,
+    rows: Vec<FailureRow>,
+    settings: &ReplaySettings,
+    out: &mut ReplayReport,
+) -> anyhow::Result<()> {
+    out.selected += rows.len() as i64;
+    let mut by_push: BTreeMap<(String, String), Vec<FailureRow>> = BTreeMap::new();
+    for r in rows {
+        by_push
+            .entry((r.connector.clone(), r.stream.clone()))
+            .or_default()
+            .push(r);
+    }
+    for ((connector, push), rows) in by_push {
+        let sel = crate::pipeline::Selection {
+            connector: Some(connector.clone()),
+            stream: Some(push.clone()),
+            ..Default::default()
+        };
+        let Some(pusher) = rt.pushers(&sel).ok().and_then(|p| p.into_iter().next()) else {
+            *out.skipped_reasons
+                .entry(format!("push {connector}/{push} is no longer configured"))
+                .or_default() += rows.len() as i64;
+            continue;
+        };
+        if settings.dry_run {
+            *out.skipped_reasons
+                .entry("push failure: would be sent again (not judged in a dry run)".into())
+                .or_default() += rows.len() as i64;
+            continue;
+        }
+        let keys: Vec<String> = rows.iter().filter_map(|r| r.natural_key.clone()).collect();
+        let mut report = crate::connectors::push::PushReport::default();
+        let outcomes = pusher
+            .resend(rt.store.as_ref(), &rt.schema, &keys, &mut report)
+            .await?;
+        let accepted: std::collections::HashSet<&str> = outcomes
+            .iter()
+            .filter(|(_, ok)| *ok)
+            .map(|(k, _)| k.as_str())
+            .collect();
+        let (done, still): (Vec<&FailureRow>, Vec<&FailureRow>) = rows.iter().partition(|r| {
+            r.natural_key
+                .as_deref()
+                .is_some_and(|k| accepted.contains(k))
+        });
+        out.passed += done.len() as i64;
+        out.still_failing += still.len() as i64;
+        for r in &still {
+            for e in &r.errors {
+                *out.still_failing_by_code.entry(e.code.clone()).or_default() += 1;
+            }
+        }
+        let ids: Vec<String> = done.iter().map(|r| r.id.clone()).collect();
+        let detail = json!({"by": "replay", "resent_to": pusher.target(), "accepted": true});
+        out.resolved += super::resolve(rt.store.as_ref(), &ids, &settings.actor, detail).await?;
+    }
+    Ok(())
 }
 
 /// Marks a page's failures resolved once its run is ingested; returns how many moved.

@@ -6,6 +6,7 @@
 use serde_json::json;
 
 use crate::helpers::*;
+use xiezhi::ops::replay::{self, ReplaySettings, Target};
 use xiezhi::pipeline::Selection;
 use xiezhi::pipeline::reconcile::reconcile_pushes;
 use xiezhi::record::{Batch, Event, Lineage, Op, RecordType, Stage};
@@ -21,6 +22,28 @@ async fn faults(sims: &xiezhi::sim::Simulators, system: &str, error_rate: f64) {
         .expect("faults")
         .error_for_status()
         .expect("faults set");
+}
+
+/// Stores a penalty version directly, as an operator's edit would.
+async fn put(
+    store: &dyn xiezhi::store::Store,
+    key: &str,
+    data: serde_json::Value,
+    lineage: &Lineage,
+) {
+    let ev = Event::new(
+        RecordType::Penalty,
+        key.to_owned(),
+        "620822".into(),
+        Op::Upsert,
+        Some(data),
+        lineage,
+        None,
+    );
+    store
+        .apply(&[Batch::new(ev.routing_key(), vec![ev])])
+        .await
+        .expect("apply");
 }
 
 fn only(connector: &str) -> Selection {
@@ -164,6 +187,70 @@ async fn pushes_deliver_every_record_through_an_outage() {
         .await
         .expect("receipts");
     assert!(receipts.iter().all(|r| !r.accepted) && !receipts.is_empty());
+
+    // A refusal an operator can fix: a validity date before the decision. The record is
+    // corrected in the store, and a replay of the push failures sends it again.
+    let mut wrong = store
+        .get_record(RecordType::Penalty, &key)
+        .await
+        .expect("record")
+        .expect("stored")
+        .data;
+    let number = "灵市监罚〔2099〕2号";
+    wrong["decision_number"] = json!(number);
+    wrong["valid_until"] = json!("2000-01-01");
+    let fix_key = format!(
+        "{}:{number}",
+        wrong["agency"]["uscc"].as_str().expect("uscc")
+    );
+    put(store, &fix_key, wrong.clone(), &lineage).await;
+    let r = app.rt.push_once(&credit).await;
+    assert_eq!(r.iter().map(|r| r.rejected).sum::<u64>(), 1, "{r:?}");
+    let push_failures = FailureFilter {
+        stage: Some(Stage::Push),
+        ..Default::default()
+    };
+    let dry = replay::replay(
+        &app.rt,
+        Target::Filter(push_failures.clone()),
+        &ReplaySettings {
+            dry_run: true,
+            ..Default::default()
+        },
+        |_| {},
+    )
+    .await
+    .expect("dry run");
+    assert_eq!(
+        (dry.selected, dry.skipped, dry.resolved),
+        (2, 2, 0),
+        "{dry:?}"
+    );
+    wrong["valid_until"] = json!("2099-12-31");
+    put(store, &fix_key, wrong, &lineage).await;
+    let replayed = replay::replay(
+        &app.rt,
+        Target::Filter(push_failures.clone()),
+        &ReplaySettings::default(),
+        |_| {},
+    )
+    .await
+    .expect("replay");
+    assert_eq!(
+        (replayed.selected, replayed.resolved, replayed.still_failing),
+        (2, 1, 1),
+        "the corrected penalty is accepted, the bad agency code is refused again: {replayed:?}"
+    );
+    let open = store
+        .list_failures(&FailureFilter {
+            status: vec![xiezhi::store::FailureStatus::Open],
+            ..push_failures
+        })
+        .await
+        .expect("failures");
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].natural_key.as_deref(), Some(bad_key.as_str()));
+    assert!(open[0].attempts >= 2);
 
     // Deadlines: the simulators' penalties were decided in 2024–2025 and published only now, so
     // each shows as missed (met late) with the platform's receipt as evidence; the refused one
