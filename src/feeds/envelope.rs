@@ -1,7 +1,7 @@
 //! Feed, envelope: a stored change as the CloudEvent downstream consumers receive
 //! (`docs/feeds.md` is the contract).
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -57,8 +57,57 @@ pub struct FeedEvent {
     pub origin: String,
     /// The masking level `data` was prepared for.
     pub masking: Masking,
-    /// The national record (null for a tombstone).
+    /// Why `data` is null although the record exists: `minor` (a public feed never carries a
+    /// decision on a person under 18, REFERENCE §10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub withheld: Option<String>,
+    /// The national record (null for a tombstone or a withheld record).
     pub data: Value,
+}
+
+/// Whether the record's party is a person under 18 on the record's date (its decision, or
+/// inspection, or receipt date; today when it has none), by the birth date in their resident ID.
+fn concerns_a_minor(data: &Value) -> bool {
+    let Some(id) = data
+        .pointer("/party/id_number")
+        .and_then(Value::as_str)
+        .and_then(|s| crate::domain::ResidentId::parse(s).ok())
+    else {
+        return false;
+    };
+    let on = [
+        "decision_date",
+        "inspected_on",
+        "check_date",
+        "start_date",
+        "received_at",
+    ]
+    .iter()
+    .find_map(|f| data.get(*f).and_then(Value::as_str))
+    .and_then(|s| chrono::NaiveDate::parse_from_str(s.get(..10)?, "%Y-%m-%d").ok())
+    .unwrap_or_else(|| Utc::now().date_naive());
+    let birth = id.birth_date();
+    let adult = birth
+        .with_year(birth.year() + 18)
+        // 29 February: the 18th birthday is 1 March in a common year.
+        .or_else(|| {
+            birth
+                .succ_opt()
+                .and_then(|d| d.with_year(birth.year() + 18))
+        });
+    adult.is_some_and(|adult| on < adult)
+}
+
+/// Removes every field named `name`, at any depth.
+fn drop_field(v: &mut Value, name: &str) {
+    match v {
+        Value::Object(m) => {
+            m.remove(name);
+            m.values_mut().for_each(|x| drop_field(x, name));
+        }
+        Value::Array(items) => items.iter_mut().for_each(|x| drop_field(x, name)),
+        _ => {}
+    }
 }
 
 /// The event id of version `version` of a record.
@@ -84,8 +133,16 @@ impl FeedEvent {
             FeedOp::Create
         };
         let mut data = change.data;
+        let mut withheld = None;
         if level == Masking::Public && !data.is_null() {
-            schema.mask_public(t, &mut data);
+            if concerns_a_minor(&data) {
+                data = Value::Null;
+                withheld = Some("minor".to_owned());
+            } else {
+                // A legal representative's ID number is never published, not even masked.
+                drop_field(&mut data, "legal_rep_id_number");
+                schema.mask_public(t, &mut data);
+            }
         }
         FeedEvent {
             specversion: "1.0".into(),
@@ -104,6 +161,7 @@ impl FeedEvent {
             division: change.division,
             origin: change.source,
             masking: level,
+            withheld,
             data,
         }
     }
@@ -189,10 +247,47 @@ mod tests {
     }
 
     #[test]
+    fn public_events_withhold_minors_and_drop_legal_rep_id_numbers() {
+        let schema = SchemaRegistry::embedded().unwrap();
+        let person = |id: &str, decided: &str| json!({"party": {"category": {"code": "2", "label": "自然人"}, "name": "王小明", "id_number": id}, "decision_date": decided});
+        let public =
+            |data: Value| FeedEvent::from_change(change(1, false, data), Masking::Public, &schema);
+        // Born 2010-05-01: 14 when decided.
+        let minor = public(person("620822201005011234", "2025-03-01"));
+        assert_eq!(
+            (minor.data.clone(), minor.withheld.as_deref()),
+            (Value::Null, Some("minor"))
+        );
+        // Born 2007-03-01: 18 on the day of the decision, not the day before.
+        let adult = public(person("620822200703011237", "2025-03-01"));
+        assert_eq!(adult.withheld, None);
+        assert_eq!(adult.data["party"]["name"], "王*");
+        let day_before = public(person("620822200703011237", "2025-02-28"));
+        assert_eq!(day_before.withheld.as_deref(), Some("minor"));
+        // Internal consumers get the record as it is.
+        let internal = FeedEvent::from_change(
+            change(1, false, person("620822201005011234", "2025-03-01")),
+            Masking::Internal,
+            &schema,
+        );
+        assert_eq!(internal.withheld, None);
+        assert_eq!(internal.data["party"]["id_number"], "620822201005011234");
+        // A company's legal representative's ID number is never published.
+        let company = public(
+            json!({"party": {"name": "灵台县某公司", "legal_rep": "李四", "legal_rep_id_number": "620822199003071233"}, "decision_date": "2025-03-01"}),
+        );
+        assert!(
+            company.data["party"].get("legal_rep_id_number").is_none(),
+            "{}",
+            company.data
+        );
+    }
+
+    #[test]
     fn public_events_mask_a_natural_persons_id_and_phone() {
         let schema = SchemaRegistry::embedded().unwrap();
         let data = json!({
-            "party": {"category": {"code": "3", "label": "自然人"}, "name": "张三丰", "id_type": {"code": "001", "label": "身份证"}, "id_number": "620822199003071234"},
+            "party": {"category": {"code": "2", "label": "自然人"}, "name": "张三丰", "id_type": {"code": "001", "label": "身份证"}, "id_number": "620822199003071234"},
             "facts": "张三丰于2025年3月在经营场所销售过期食品。",
             "remarks": "联系电话 13912345678"
         });
