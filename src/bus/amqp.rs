@@ -1143,6 +1143,95 @@ mod tests {
     use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
 
     use super::*;
+
+    /// `deploy/rabbitmq/definitions.json` (imported into a cluster before the first start)
+    /// declares exactly what xiezhi declares with `queue_type = "quorum"`, so the broker never
+    /// refuses xiezhi's own declarations as inequivalent.
+    #[test]
+    fn the_shipped_rabbitmq_definitions_match_the_topology() {
+        let defs: serde_json::Value =
+            serde_json::from_str(include_str!("../../deploy/rabbitmq/definitions.json")).unwrap();
+        let options = AmqpOptions {
+            queue_type: QueueType::Quorum,
+            ..Default::default()
+        };
+        let feeds = crate::feeds::FeedsConfig::default();
+        let names = |kind: &str| -> Vec<String> {
+            defs[kind]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["name"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let mut want = vec![
+            options.exchange.clone(),
+            options.dead_letter_exchange.clone(),
+        ];
+        want.extend(
+            crate::feeds::Masking::ALL
+                .iter()
+                .map(|l| feeds.exchange(*l)),
+        );
+        want.push(format!("{}.dead", feeds.exchange_prefix));
+        want.push(feeds.alerts_exchange());
+        assert_eq!(names("exchanges"), want);
+        for e in defs["exchanges"].as_array().unwrap() {
+            assert_eq!(
+                (e["type"].as_str(), e["durable"].as_bool()),
+                (Some("topic"), Some(true))
+            );
+        }
+        let as_json = |t: FieldTable| -> serde_json::Value {
+            t.inner()
+                .iter()
+                .map(|(k, v)| {
+                    let v = match v {
+                        AMQPValue::LongString(s) => serde_json::Value::String(s.to_string()),
+                        other => serde_json::Value::String(format!("{other:?}")),
+                    };
+                    (k.to_string(), v)
+                })
+                .collect::<serde_json::Map<_, _>>()
+                .into()
+        };
+        let queues = defs["queues"].as_array().unwrap();
+        assert_eq!(
+            names("queues"),
+            vec![options.store_queue.clone(), options.dead_queue.clone()]
+        );
+        assert_eq!(
+            queues[0]["arguments"],
+            as_json(queue_arguments(&options, true))
+        );
+        assert_eq!(
+            queues[1]["arguments"],
+            as_json(queue_arguments(&options, false))
+        );
+        let bindings: Vec<(&str, &str, &str)> = defs["bindings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| {
+                (
+                    b["source"].as_str().unwrap(),
+                    b["destination"].as_str().unwrap(),
+                    b["routing_key"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            bindings,
+            vec![
+                (options.exchange.as_str(), options.store_queue.as_str(), "#"),
+                (
+                    options.dead_letter_exchange.as_str(),
+                    options.dead_queue.as_str(),
+                    "#"
+                ),
+            ]
+        );
+    }
     use crate::record::{Event, Lineage, Op, RecordType, routing_key};
 
     const URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";

@@ -6,6 +6,7 @@ mod helpers;
 mod api;
 mod config_errors;
 mod console;
+mod deploy;
 mod feeds;
 mod operators;
 mod pipeline;
