@@ -100,12 +100,7 @@ pub async fn run(config: &mut Config, args: BenchArgs) -> anyhow::Result<i32> {
     for t in targets {
         let r = match t {
             "feeds" => {
-                let dir =
-                    std::env::temp_dir().join(format!("xiezhi-bench-{}", uuid::Uuid::new_v4()));
-                let mut c = config.clone();
-                c.database_url = None;
-                c.amqp_url = None;
-                c.data_dir = dir.clone();
+                let (c, dir) = embedded(config);
                 let r = measure_feeds(c).await;
                 std::fs::remove_dir_all(&dir).ok();
                 let mut r = r?;
@@ -114,12 +109,7 @@ pub async fn run(config: &mut Config, args: BenchArgs) -> anyhow::Result<i32> {
                 last
             }
             "embedded" => {
-                let dir =
-                    std::env::temp_dir().join(format!("xiezhi-bench-{}", uuid::Uuid::new_v4()));
-                let mut c = config.clone();
-                c.database_url = None;
-                c.amqp_url = None;
-                c.data_dir = dir.clone();
+                let (c, dir) = embedded(config);
                 let r = measure("embedded (in-process bus + SQLite)", c).await;
                 std::fs::remove_dir_all(&dir).ok();
                 r?
@@ -170,6 +160,16 @@ pub async fn run(config: &mut Config, args: BenchArgs) -> anyhow::Result<i32> {
         "(peak MB: the process's peak resident set during that target's run, simulators excluded)"
     );
     Ok(0)
+}
+
+/// The configuration on the embedded default, in a fresh data directory (removed by the caller).
+fn embedded(config: &Config) -> (Config, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("xiezhi-bench-{}", uuid::Uuid::new_v4()));
+    let mut c = config.clone();
+    c.database_url = None;
+    c.amqp_url = None;
+    c.data_dir = dir.clone();
+    (c, dir)
 }
 
 async fn measure(target: &str, config: Config) -> anyhow::Result<BenchResult> {
