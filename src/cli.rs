@@ -496,6 +496,13 @@ fn print_pushes(reports: &[crate::connectors::push::PushReport]) {
 
 async fn sync(config: Config, sel: Selection, json: bool) -> anyhow::Result<i32> {
     let rt = Runtime::build(config).await?;
+    // SIGTERM or Ctrl-C: finish the pages in hand, checkpoint, report, exit.
+    let stop = rt.stop.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::warn!("Stopping the sync: in-flight pages are published and checkpointed first.");
+        stop.cancel();
+    });
     let cancel = CancellationToken::new();
     let writers = rt.spawn_writers(&cancel);
     let pullers = rt.pullers(&sel)?;
@@ -646,22 +653,38 @@ async fn serve(config: Config) -> anyhow::Result<i32> {
         listener,
         cancel.clone(),
     ));
-    let scheduler = tokio::spawn(crate::schedule::run(rt.clone(), cancel.clone()));
+    let scheduler = tokio::spawn(crate::schedule::run(rt.clone()));
     let relay = rt.spawn_relay(&cancel);
-    let pushes = rt.spawn_pushes(&cancel);
+    let pushes = rt.spawn_pushes(&rt.stop);
     let alerts = tokio::spawn(crate::deadlines::alerts::run(
         rt.clone(),
         std::time::Duration::from_secs(rt.config.deadlines.check_interval_secs.max(10)),
         cancel.clone(),
     ));
     shutdown_signal().await;
-    tracing::info!("Shutting down: no new pulls; in-flight batches finish.");
+    // Intake stops first: syncs fetch no further page but publish, confirm and checkpoint the
+    // pages they hold, and wait for the store writers (still running) to store them.
+    let grace = std::time::Duration::from_secs(rt.config.pipeline.shutdown_grace_secs);
+    tracing::info!(
+        grace_secs = grace.as_secs(),
+        "Shutting down: no new pulls; in-flight pages are published, stored and checkpointed."
+    );
+    rt.stop.cancel();
+    let drained = tokio::time::timeout(grace, async {
+        let _ = scheduler.await;
+        let _ = pushes.await;
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            grace_secs = grace.as_secs(),
+            "In-flight syncs did not finish within the grace period; they resume from their checkpoints."
+        );
+    }
     cancel.cancel();
-    scheduler.await?;
     if let Some(r) = relay {
         r.await?;
     }
-    pushes.await?;
     alerts.await?;
     for w in writers {
         w.await??;

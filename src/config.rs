@@ -72,6 +72,40 @@ pub struct PipelineConfig {
     /// Seconds between push rounds in `xiezhi run` (each push delivers what was stored since
     /// its cursor). Default 10.
     pub push_interval_secs: u64,
+    /// This instance's name in the lease table (scale-out). Default: host name, process id and
+    /// a random suffix, so a restarted process is a new holder. Env: `XIEZHI_INSTANCE`.
+    pub instance: Option<String>,
+    /// Seconds a stream's lease lives unless renewed (renewed every third of it). Another
+    /// instance takes a stream over this long after its holder died. Default 30.
+    pub lease_ttl_secs: u64,
+    /// A stream sync that fetches, publishes and fails nothing for this many seconds is failed
+    /// as stalled (its heartbeat), and resumes from its checkpoint at the next occurrence.
+    /// Default 600 (above the longest retry sequence of an upstream request).
+    pub stall_secs: u64,
+    /// Seconds the pull side retries store calls while the database is away (a restart, a
+    /// failover) before the sync fails. Default 120.
+    pub store_retry_secs: u64,
+    /// On SIGTERM, seconds `xiezhi run` waits for in-flight pages to be published, confirmed,
+    /// stored and checkpointed before it exits anyway. Default 100 (systemd and the Kubernetes
+    /// manifests allow 120).
+    pub shutdown_grace_secs: u64,
+}
+
+impl PipelineConfig {
+    /// This instance's holder name: the configured one, or host name, process id and a random
+    /// suffix (a restarted process must not inherit its predecessor's leases unexpired).
+    pub fn instance_name(&self) -> String {
+        if let Some(i) = &self.instance {
+            return i.clone();
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "xiezhi".into());
+        let suffix = uuid::Uuid::new_v4().simple().to_string();
+        format!("{host}:{}:{}", std::process::id(), &suffix[..8])
+    }
 }
 
 impl Default for PipelineConfig {
@@ -84,6 +118,11 @@ impl Default for PipelineConfig {
             store_group_events: 1000,
             store_writers: 2,
             push_interval_secs: 10,
+            instance: None,
+            lease_ttl_secs: 30,
+            stall_secs: 600,
+            store_retry_secs: 120,
+            shutdown_grace_secs: 100,
         }
     }
 }
@@ -169,6 +208,9 @@ impl Config {
         if let Some(v) = env("XIEZHI_DATA_DIR").filter(|v| !v.is_empty()) {
             cfg.data_dir = PathBuf::from(v);
         }
+        if let Some(v) = env("XIEZHI_INSTANCE").filter(|v| !v.is_empty()) {
+            cfg.pipeline.instance = Some(v);
+        }
         if let Some(v) = env("XIEZHI_CONNECTORS_DIR").filter(|v| !v.is_empty()) {
             cfg.connectors_dir = PathBuf::from(v);
         }
@@ -234,6 +276,23 @@ impl Config {
                 file,
                 "pipeline",
                 "store_prefetch, store_writers, concurrent_streams and pages_in_flight must be at least 1",
+            ));
+        }
+        if p.lease_ttl_secs < 3 || p.stall_secs == 0 {
+            return Err(ConfigError::new(
+                file,
+                "pipeline",
+                "lease_ttl_secs must be at least 3 (it is renewed every third of it) and stall_secs at least 1",
+            ));
+        }
+        if p.instance
+            .as_deref()
+            .is_some_and(|i| i.trim().is_empty() || i.len() > 200)
+        {
+            return Err(ConfigError::new(
+                file,
+                "pipeline.instance",
+                "must be a non-empty name of at most 200 characters",
             ));
         }
         self.feeds.validate(file)?;

@@ -22,3 +22,4 @@ pub mod schedule;
 pub mod schema;
 pub mod sim;
 pub mod store;
+pub mod telemetry;

@@ -1,18 +1,28 @@
-//! Schedules for `xiezhi run`: each stream syncs on its cron expression from `connectors/`.
+//! Schedules for `xiezhi run` (the start of pull → normalise → route → store): each stream
+//! syncs on its cron expression from `connectors/`, once per occurrence across every instance.
 //!
-//! Sleeps until the next occurrence rather than ticking an interval, so a slow sync never
-//! stacks runs of the same stream: the next occurrence is computed after the sync ends.
+//! The store keeps, per stream, the last occurrence a sync completed (`schedule_state`),
+//! whichever instance ran it; the next due occurrence is the first one after it. An instance
+//! that finds it due tries the stream's lease: one instance syncs, the others see the stream
+//! skipped and look again a third of a lease later — by then the occurrence is done, or its
+//! holder died and the lease expired, and one of them takes the stream over from its
+//! checkpoint. After downtime the occurrences missed are caught up by one sync, not one per
+//! tick. Sleeping until the next occurrence (rather than ticking an interval) means a slow sync
+//! never stacks runs of the same stream.
 
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use chrono::Utc;
-use tokio_util::sync::CancellationToken;
+use chrono::{DateTime, Utc};
 
+use crate::connectors::definition::StreamDef;
 use crate::pipeline::{Runtime, Selection};
+use crate::store::scale::ScheduleState;
 
-/// Runs every stream's schedule until `cancel` fires.
-pub async fn run(rt: Arc<Runtime>, cancel: CancellationToken) {
+/// Runs every stream's schedule until the runtime's `stop` fires; a sync under way finishes
+/// the pages it fetched first.
+pub async fn run(rt: Arc<Runtime>) {
     let mut tasks = tokio::task::JoinSet::new();
     for c in &rt.connectors {
         for s in &c.def.streams {
@@ -20,42 +30,219 @@ pub async fn run(rt: Arc<Runtime>, cancel: CancellationToken) {
                 // Checked at load time; unreachable for a loaded connector.
                 continue;
             };
-            let rt = rt.clone();
-            let cancel = cancel.clone();
-            let sel = Selection {
-                connector: Some(c.def.name.clone()),
-                stream: Some(s.name.clone()),
-                ..Default::default()
-            };
-            tasks.spawn(async move {
-                loop {
-                    let now = Utc::now();
-                    let Ok(next) = cron.find_next_occurrence(&now, false) else { break };
-                    let wait = (next - now).to_std().unwrap_or_default();
-                    tracing::debug!(connector = ?sel.connector, stream = ?sel.stream, next = %next, "Next scheduled sync.");
-                    tokio::select! {
-                        _ = cancel.cancelled() => break,
-                        _ = tokio::time::sleep(wait) => {}
-                    }
-                    let pullers = match rt.pullers(&sel) {
-                        Ok(p) => p,
-                        Err(e) => {
-                            tracing::error!(error = %e, "Scheduled sync could not start.");
-                            continue;
-                        }
-                    };
-                    tokio::select! {
-                        _ = cancel.cancelled() => break,
-                        r = rt.sync_once(&pullers, no_progress) => match r {
-                            Ok(rep) => tracing::info!(connector = ?sel.connector, stream = ?sel.stream, published = rep.published, failed = rep.failed, "Scheduled sync finished."),
-                            Err(e) => tracing::error!(connector = ?sel.connector, stream = ?sel.stream, error = %e, "Scheduled sync failed."),
-                        }
-                    }
-                }
-            });
+            tasks.spawn(stream_schedule(
+                rt.clone(),
+                c.def.name.clone(),
+                s.clone(),
+                cron,
+            ));
         }
     }
     while tasks.join_next().await.is_some() {}
 }
 
-fn no_progress(_: &[crate::connectors::pull::StreamPuller]) {}
+/// What the schedule does next, given the last completed occurrence.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Due {
+    /// Sleep until this occurrence.
+    At(DateTime<Utc>),
+    /// Sync now, covering `occurrence` and the `missed` ones before it since the last run.
+    Now {
+        occurrence: DateTime<Utc>,
+        missed: u32,
+    },
+    /// The expression has no further occurrence.
+    Never,
+}
+
+/// Decides what is due at `now`. A stream never synced is due at once; after downtime the
+/// latest occurrence up to now is the one synced, so the missed ones count as caught up.
+pub fn due(cron: &croner::Cron, last: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Due {
+    let Some(last) = last else {
+        return Due::Now {
+            occurrence: now,
+            missed: 0,
+        };
+    };
+    let Ok(first) = cron.find_next_occurrence(&last, false) else {
+        return Due::Never;
+    };
+    if first > now {
+        return Due::At(first);
+    }
+    // Walk to the latest occurrence at or before now; a bounded walk (an every-second
+    // expression after a long outage) settles for now itself.
+    let mut occurrence = first;
+    let mut missed = 0u32;
+    while let Ok(next) = cron.find_next_occurrence(&occurrence, false) {
+        if next > now {
+            break;
+        }
+        occurrence = next;
+        missed += 1;
+        if missed >= 10_000 {
+            occurrence = now;
+            break;
+        }
+    }
+    Due::Now { occurrence, missed }
+}
+
+async fn stream_schedule(
+    rt: Arc<Runtime>,
+    connector: String,
+    stream: StreamDef,
+    cron: croner::Cron,
+) {
+    let sel = Selection {
+        connector: Some(connector.clone()),
+        stream: Some(stream.name.clone()),
+        ..Default::default()
+    };
+    // Another instance holds the stream: look again a third of a lease later.
+    let poll = Duration::from_secs(rt.config.pipeline.lease_ttl_secs.max(3) / 3);
+    let stop = rt.stop.clone();
+    let pause = |d: Duration| {
+        let stop = stop.clone();
+        async move {
+            tokio::select! {
+                _ = stop.cancelled() => false,
+                _ = tokio::time::sleep(d) => true,
+            }
+        }
+    };
+    while !rt.stop.is_cancelled() {
+        let last = match rt.store.schedule_state(&connector, &stream.name).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(connector = %connector, stream = %stream.name, error = %e, "Could not read the stream's schedule; trying again.");
+                if !pause(Duration::from_secs(5)).await {
+                    break;
+                }
+                continue;
+            }
+        };
+        let now = Utc::now();
+        let (occurrence, missed) = match due(&cron, last.as_ref().map(|s| s.occurrence), now) {
+            Due::Never => {
+                tracing::info!(connector = %connector, stream = %stream.name, schedule = %stream.schedule, "The stream's schedule has no further occurrence.");
+                break;
+            }
+            Due::At(next) => {
+                tracing::debug!(connector = %connector, stream = %stream.name, next = %next, "Next scheduled sync.");
+                if !pause((next - now).to_std().unwrap_or_default()).await {
+                    break;
+                }
+                continue;
+            }
+            Due::Now { occurrence, missed } => (occurrence, missed),
+        };
+        if missed > 0 {
+            tracing::info!(connector = %connector, stream = %stream.name, missed, occurrence = %occurrence, "Catching up the occurrences missed while no instance ran: one sync covers them.");
+        }
+        let pullers = match rt.pullers(&sel) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(connector = %connector, stream = %stream.name, error = %e, "Scheduled sync could not start.");
+                break;
+            }
+        };
+        let report = match rt.sync_run(&pullers, false, |_| {}).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(connector = %connector, stream = %stream.name, error = %e, "Scheduled sync failed; trying again shortly.");
+                if !pause(Duration::from_secs(30)).await {
+                    break;
+                }
+                continue;
+            }
+        };
+        let Some(s) = report.streams.first() else {
+            break;
+        };
+        match s.outcome {
+            // Another instance syncs it (or waits out a dead holder's lease).
+            "skipped" => {
+                if !pause(poll).await {
+                    break;
+                }
+                continue;
+            }
+            // Shut down mid-way: the occurrence stays due, so whoever runs next catches it up.
+            "stopped" => break,
+            _ => {}
+        }
+        let state = ScheduleState {
+            connector: connector.clone(),
+            stream: stream.name.clone(),
+            occurrence,
+            finished_at: Utc::now(),
+            holder: rt.instance.clone(),
+            outcome: s
+                .error
+                .clone()
+                .map_or_else(|| "ok".to_owned(), |e| format!("{}: {e}", s.outcome)),
+        };
+        if let Err(e) = rt.store.finish_occurrence(&state).await {
+            tracing::warn!(connector = %connector, stream = %stream.name, error = %e, "Could not record the finished occurrence; it may run once more.");
+        }
+        tracing::info!(connector = %connector, stream = %stream.name, occurrence = %occurrence, outcome = s.outcome, published = report.published, failed = report.failed, "Scheduled sync finished.");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .map(|d| d.with_timezone(&Utc))
+            .expect("time")
+    }
+
+    #[test]
+    fn a_stream_never_synced_is_due_at_once() {
+        let cron = croner::Cron::from_str("0 */10 * * * *").expect("cron");
+        let now = t("2026-12-06T10:03:00Z");
+        assert_eq!(
+            due(&cron, None, now),
+            Due::Now {
+                occurrence: now,
+                missed: 0
+            }
+        );
+    }
+
+    #[test]
+    fn the_next_occurrence_after_the_last_is_waited_for() {
+        let cron = croner::Cron::from_str("0 */10 * * * *").expect("cron");
+        let last = t("2026-12-06T10:00:00Z");
+        assert_eq!(
+            due(&cron, Some(last), t("2026-12-06T10:03:00Z")),
+            Due::At(t("2026-12-06T10:10:00Z"))
+        );
+    }
+
+    #[test]
+    fn downtime_is_caught_up_once_at_the_latest_missed_occurrence() {
+        let cron = croner::Cron::from_str("0 */10 * * * *").expect("cron");
+        let last = t("2026-12-06T10:00:00Z");
+        // Down from 10:00 to 12:34: 10:10 … 12:30 were missed; one sync covers them.
+        assert_eq!(
+            due(&cron, Some(last), t("2026-12-06T12:34:00Z")),
+            Due::Now {
+                occurrence: t("2026-12-06T12:30:00Z"),
+                missed: 14
+            }
+        );
+        // After that sync the next is the next tick, not 10:20.
+        assert_eq!(
+            due(
+                &cron,
+                Some(t("2026-12-06T12:30:00Z")),
+                t("2026-12-06T12:35:00Z")
+            ),
+            Due::At(t("2026-12-06T12:40:00Z"))
+        );
+    }
+}

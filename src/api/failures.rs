@@ -22,7 +22,7 @@ pub(crate) fn query_of<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiE
         .map_err(|e| ApiError::BadRequest(format!("bad query string: {}", e.body_text())))
 }
 
-fn body_of<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+pub(crate) fn body_of<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     b.map(|Json(t)| t)
         .map_err(|e| ApiError::Rejected(e.status(), e.body_text()))
 }

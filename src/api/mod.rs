@@ -11,6 +11,7 @@ pub mod console;
 pub mod deadlines;
 pub mod failures;
 pub mod feeds;
+pub mod syncs;
 
 use std::sync::Arc;
 
@@ -115,6 +116,7 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(syncs::metrics))
         .route("/v1/openapi.json", get(openapi))
         .merge(token_routes(state.clone()))
         .merge(console_routes(state.clone()))
@@ -170,6 +172,9 @@ fn token_routes(state: ApiState) -> Router<ApiState> {
         .route("/v1/edits/{id}/approve", post(failures::approve_edit))
         .route("/v1/edits/{id}/reject", post(failures::reject_edit))
         .route("/v1/audit", get(failures::audit))
+        .route("/v1/syncs", get(syncs::list).post(syncs::start))
+        .route("/v1/syncs/{id}", get(syncs::show))
+        .route("/v1/reconciliations", get(syncs::reconciliations))
         .route_layer(axum::middleware::from_fn_with_state(
             state,
             auth::require_token,
@@ -187,12 +192,16 @@ async fn openapi() -> Response {
         .into_response()
 }
 
+/// Ready when the store answers and the bus is connected (a broker that went away takes the
+/// instance out of a load balancer until it is back).
 async fn readyz(State(s): State<ApiState>) -> Response {
     let store = s.store.ping().await;
-    let body = Json(
-        json!({"store": {"kind": s.store.kind(), "ok": store}, "bus": {"kind": s.bus.kind()}}),
-    );
-    if store {
+    let bus = s.bus.connected();
+    let body = Json(json!({
+        "store": {"kind": s.store.kind(), "ok": store},
+        "bus": {"kind": s.bus.kind(), "ok": bus},
+    }));
+    if store && bus {
         (StatusCode::OK, body).into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, body).into_response()

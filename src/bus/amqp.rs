@@ -502,6 +502,29 @@ impl AmqpBus {
         Ok(())
     }
 
+    /// Ready messages in the store queue and its dead-letter queue (passive declares).
+    async fn ready_counts(&self) -> Result<Vec<(String, u64)>, BusError> {
+        let o = &self.inner.shared.options;
+        let channel = self.side_channel().await?;
+        let mut out = Vec::new();
+        for q in [&o.store_queue, &o.dead_queue] {
+            let passive = QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            };
+            match channel
+                .queue_declare(q.as_str().into(), passive, FieldTable::default())
+                .await
+            {
+                Ok(queue) => out.push((q.clone(), u64::from(queue.message_count()))),
+                // A missing queue closes the channel: report what was read.
+                Err(_) => break,
+            }
+        }
+        let _ = channel.close(200, "counted".into()).await;
+        Ok(out)
+    }
+
     /// Closes the publishing connection and ends every subscription of this bus; confirms still
     /// pending fail with [`BusError::Closed`].
     pub fn close(&self) {
@@ -680,8 +703,12 @@ impl Driver {
                     _ = link_replaced(&mut self.link, generation) => None,
                 };
                 match outcome {
-                    Some(Ok(Ok(Confirmation::Ack(_)))) => return Ok(()),
+                    Some(Ok(Ok(Confirmation::Ack(_)))) => {
+                        crate::telemetry::bus_confirm("amqp", true);
+                        return Ok(());
+                    }
                     Some(Ok(Ok(Confirmation::Nack(_)))) => {
+                        crate::telemetry::bus_confirm("amqp", false);
                         nacks += 1;
                         tracing::warn!(batch_id = %self.msg.id, nacks, "The broker refused a batch (negative confirm).");
                         if nacks >= NACK_ATTEMPTS {
@@ -924,6 +951,19 @@ impl AmqpBus {
 
 #[async_trait]
 impl Bus for AmqpBus {
+    fn connected(&self) -> bool {
+        self.inner.link.borrow().as_ref().is_some_and(Link::usable)
+    }
+
+    async fn queue_depths(&self) -> Vec<(String, u64)> {
+        // Bounded: a scrape while the broker is away must not wait for it.
+        tokio::time::timeout(Duration::from_secs(3), self.ready_counts())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default()
+    }
+
     async fn publish(&self, batch: Batch) -> Result<Confirm, BusError> {
         check_short("routing key", &batch.routing_key)
             .and_then(|()| check_short("batch id", &batch.id))

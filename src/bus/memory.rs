@@ -79,6 +79,10 @@ impl MemoryBus {
 
 #[async_trait]
 impl Bus for MemoryBus {
+    async fn queue_depths(&self) -> Vec<(String, u64)> {
+        vec![(STORE_QUEUE.to_owned(), self.queued() as u64)]
+    }
+
     async fn publish(&self, batch: Batch) -> Result<Confirm, BusError> {
         let (settled, confirm) = oneshot::channel();
         self.tx

@@ -92,6 +92,16 @@ pub trait Bus: Send + Sync {
 
     /// The queue the store writer consumes (what it passes to [`Bus::subscribe`]).
     fn store_queue(&self) -> &str;
+
+    /// Whether the bus takes batches now (readiness): the broker connection is up.
+    fn connected(&self) -> bool {
+        true
+    }
+
+    /// Messages waiting, per queue the pipeline owns (metrics); empty when unknown.
+    async fn queue_depths(&self) -> Vec<(String, u64)> {
+        Vec::new()
+    }
 }
 
 #[async_trait]

@@ -204,6 +204,10 @@ pub struct StreamDef {
     #[serde(default)]
     pub query: BTreeMap<String, String>,
     pub pagination: PaginationDef,
+    /// Where a response reports how many records match the request's filter (a dot path such
+    /// as `data.total`), when the upstream says: each sync window is reconciled against it.
+    #[serde(default)]
+    pub total: Option<String>,
     /// Target field (dot path into the national record) ← source. Checked against the schema
     /// at load time.
     pub mapping: BTreeMap<String, FieldSpec>,

@@ -201,7 +201,18 @@ impl Upstream {
         loop {
             attempts += 1;
             self.limiter.until_ready().await;
-            let (outcome, retry_after) = self.attempt(req, fallback_charset, &parse).await;
+            let began = std::time::Instant::now();
+            let (outcome, retry_after, status) = self.attempt(req, fallback_charset, &parse).await;
+            crate::telemetry::upstream_attempt(
+                &self.name,
+                status,
+                match &outcome {
+                    Ok(_) => None,
+                    Err(Attempt::Retry(_, code)) => Some(code),
+                    Err(Attempt::Fatal(..)) => Some("PULL_REFUSED"),
+                },
+                began.elapsed(),
+            );
             let (reason, code) = match outcome {
                 Ok(v) => return Ok(v),
                 Err(Attempt::Fatal(status, body)) => {
@@ -236,7 +247,7 @@ impl Upstream {
         r: &Request<'_>,
         fallback_charset: Option<&str>,
         parse: &impl Fn(&Body) -> Result<T, String>,
-    ) -> (Result<T, Attempt>, Option<Duration>) {
+    ) -> (Result<T, Attempt>, Option<Duration>, Option<u16>) {
         let (url, headers) = self.signed(r.method, r.path, r.query);
         let mut req = match &r.body {
             None => self.client.get(&url),
@@ -263,10 +274,12 @@ impl Upstream {
                 return (
                     Err(Attempt::Retry(format!("request error: {e}"), code)),
                     None,
+                    None,
                 );
             }
         };
         let status = resp.status();
+        let code = Some(status.as_u16());
         let retry_after = resp
             .headers()
             .get(reqwest::header::RETRY_AFTER)
@@ -287,7 +300,7 @@ impl Upstream {
         let bytes = match resp.bytes().await {
             Ok(b) => b,
             Err(e) => {
-                let code = if e.is_timeout() {
+                let reason_code = if e.is_timeout() {
                     "PULL_TIMEOUT"
                 } else {
                     "PULL_TRANSPORT"
@@ -295,9 +308,10 @@ impl Upstream {
                 return (
                     Err(Attempt::Retry(
                         format!("reading the body failed: {e}"),
-                        code,
+                        reason_code,
                     )),
                     retry_after,
+                    code,
                 );
             }
         };
@@ -319,6 +333,7 @@ impl Upstream {
                     "PULL_RATE_LIMITED",
                 )),
                 retry_after,
+                code,
             );
         }
         if status.is_server_error() {
@@ -328,22 +343,25 @@ impl Upstream {
                     "PULL_HTTP_5XX",
                 )),
                 retry_after,
+                code,
             );
         }
         if !status.is_success() {
             return (
                 Err(Attempt::Fatal(status.as_u16(), snippet(&body.text))),
                 None,
+                code,
             );
         }
         match parse(&body) {
-            Ok(v) => (Ok(v), None),
+            Ok(v) => (Ok(v), None, code),
             Err(reason) => (
                 Err(Attempt::Retry(
                     format!("unreadable page: {reason}"),
                     "PULL_BAD_PAGE",
                 )),
                 None,
+                code,
             ),
         }
     }

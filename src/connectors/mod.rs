@@ -248,7 +248,9 @@ mod tests {
             for p in conn.pullers(None) {
                 let (tx, mut rx) = tokio::sync::mpsc::channel(4);
                 let pr = &p;
-                let fetch = async move { pr.fetch_all(pull::Position::default(), &tx).await };
+                let stop = tokio_util::sync::CancellationToken::new();
+                let fetch =
+                    async move { pr.fetch_all(pull::Position::default(), &tx, &stop).await };
                 let collect = async {
                     let mut out = Vec::new();
                     while let Some(fp) = rx.recv().await {

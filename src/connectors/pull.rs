@@ -11,10 +11,13 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use std::time::{Duration, Instant};
+
 use futures_util::StreamExt;
 use futures_util::future::try_join_all;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use super::definition::{PaginationDef, StreamDef};
 use super::http::{PullError, Upstream};
@@ -24,6 +27,8 @@ use crate::bus::{Bus, Confirm};
 use crate::normalize::{Outcome, StreamNormalizer};
 use crate::record::{Event, Failure, FieldError, Lineage, Stage};
 use crate::store::Store;
+use crate::store::scale::{HeldLease, retrying};
+use crate::telemetry::StreamLabels;
 
 /// Where a stream resumes; stored as JSON in the checkpoint table.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +57,8 @@ pub struct StreamCounters {
     pub deletes: AtomicU64,
     /// Window re-pulls: records fetched but updated outside the window.
     pub outside_window: AtomicU64,
+    /// Records that passed normalisation.
+    pub normalised: AtomicU64,
 }
 
 /// The result of one stream sync.
@@ -72,6 +79,14 @@ pub struct StreamReport {
     pub outside_window: u64,
     /// Why the stream stopped early, when it did.
     pub error: Option<String>,
+    /// Set when the sync did not run because another instance holds the stream's lease.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+    /// `ok`, `error`, `stalled`, `stopped` (shutdown) or `skipped`.
+    pub outcome: &'static str,
+    /// The reconciliation row of this window, when one was kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconciliation: Option<crate::store::scale::ReconciliationRow>,
 }
 
 /// Everything a stream sync needs.
@@ -84,6 +99,27 @@ pub struct PullContext {
     pub batch_max_events: usize,
     /// Pages fetched ahead of the committer.
     pub pages_in_flight: usize,
+    /// The stream's lease across instances: who asks, for how long, and whether to wait for
+    /// another holder (a manual sync) or skip (a scheduled one: the holder covers the
+    /// occurrence).
+    pub lease: LeaseSettings,
+    /// Fires on shutdown: no further page is fetched; what was fetched is published,
+    /// confirmed and checkpointed.
+    pub stop: CancellationToken,
+    /// A sync that fetches and commits nothing for this long fails as stalled.
+    pub stall_after: Duration,
+    /// How long store calls are retried while the database is away.
+    pub store_patience: Duration,
+}
+
+/// How a sync takes its stream's lease.
+#[derive(Debug, Clone)]
+pub struct LeaseSettings {
+    /// This instance's name in the lease table.
+    pub holder: String,
+    pub ttl: Duration,
+    /// Wait for another holder to finish (`true`) or report the stream as skipped.
+    pub wait: bool,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -93,6 +129,7 @@ fn is_zero(n: &u64) -> bool {
 /// One stream of one connector, ready to sync.
 pub struct StreamPuller {
     pub connector: String,
+    pub labels: StreamLabels,
     pub def: StreamDef,
     pub upstream: Arc<Upstream>,
     pub normalizer: Arc<StreamNormalizer>,
@@ -102,6 +139,9 @@ pub struct StreamPuller {
     /// Failures open when the sync started whose record has since passed (the upstream fixed
     /// it): resolved once the run is stored.
     passed: std::sync::Mutex<HashSet<String>>,
+    /// What the upstream reported on this sync's first page: its total for the filter, and
+    /// what this sync should fetch given where it resumed (page streams).
+    reported: std::sync::Mutex<(Option<i64>, Option<i64>)>,
 }
 
 pub(crate) struct FetchedPage {
@@ -137,6 +177,11 @@ impl StreamPuller {
         normalizer: Arc<StreamNormalizer>,
     ) -> StreamPuller {
         StreamPuller {
+            labels: StreamLabels {
+                connector: connector.clone(),
+                stream: def.name.clone(),
+                record_type: def.record_type.as_str(),
+            },
             connector,
             def,
             upstream,
@@ -144,6 +189,7 @@ impl StreamPuller {
             counters: Arc::new(StreamCounters::default()),
             window: None,
             passed: Default::default(),
+            reported: Default::default(),
         }
     }
 
@@ -170,6 +216,11 @@ impl StreamPuller {
         }
     }
 
+    /// What the upstream said this sync would fetch (page streams that report a total).
+    pub fn expected(&self) -> Option<i64> {
+        self.reported.lock().unwrap_or_else(|e| e.into_inner()).1
+    }
+
     /// The failures, open when the sync started, whose record passed since (drained).
     pub fn take_passed(&self) -> Vec<String> {
         let mut set = std::mem::take(&mut *self.passed.lock().unwrap_or_else(|e| e.into_inner()));
@@ -190,7 +241,10 @@ impl StreamPuller {
         };
         let mut open = HashSet::new();
         loop {
-            let ids = ctx.store.list_failure_ids(&filter).await?;
+            let ids = retrying("reading open failures", ctx.store_patience, || {
+                ctx.store.list_failure_ids(&filter)
+            })
+            .await?;
             let done = ids.len() < filter.limit as usize;
             filter.after_id = ids.last().cloned();
             open.extend(ids);
@@ -244,11 +298,62 @@ impl StreamPuller {
         past_end
     }
 
-    /// Runs one sync from the stored checkpoint to the end of the stream.
+    /// Runs one sync from the stored checkpoint to the end of the stream, under the stream's
+    /// lease (so one instance at a time syncs it), watched by a heartbeat that fails it with a
+    /// reason when it stops making progress. Each window that ran is reconciled and kept.
     pub async fn sync(&self, ctx: &PullContext) -> StreamReport {
-        let result = self.sync_inner(ctx).await;
+        let started_at = chrono::Utc::now();
+        let started = Instant::now();
+        let lease = match self.take_lease(ctx).await {
+            Ok(Some(l)) => l,
+            Ok(None) => {
+                let mut report = self.report();
+                report.outcome = "skipped";
+                report.skipped = Some("another instance holds the stream's lease".into());
+                self.labels.sync_ended("skipped", started.elapsed());
+                return report;
+            }
+            Err(e) => {
+                let mut report = self.report();
+                report.outcome = "error";
+                report.error = Some(format!("could not take the stream's lease: {e}"));
+                self.labels.sync_ended("error", started.elapsed());
+                return report;
+            }
+        };
+        self.labels.running(true);
+        let result = tokio::select! {
+            r = self.sync_inner(ctx) => r.map_err(|e| ("error", e.to_string())),
+            _ = lease.lost.cancelled() => Err(("error", "another instance took the stream's lease over (this one could not renew it); it resumes from the checkpoint".to_owned())),
+            reason = self.heartbeat(ctx.stall_after) => Err(("stalled", reason)),
+        };
+        lease.release().await;
+        self.labels.running(false);
+        let mut report = self.report();
+        (report.outcome, report.error) = match result {
+            Ok(true) => ("ok", None),
+            Ok(false) => (
+                "stopped",
+                Some("stopped by shutdown before the end of the stream; it resumes from its checkpoint".into()),
+            ),
+            Err((outcome, reason)) => (outcome, Some(reason)),
+        };
+        if let Some(e) = &report.error {
+            tracing::error!(connector = %self.connector, stream = %self.def.name, outcome = report.outcome, error = %e, "Stream sync stopped; it resumes from its checkpoint next time.");
+        }
+        self.labels.sync_ended(report.outcome, started.elapsed());
+        report.reconciliation = self
+            .reconcile(ctx, &report, started_at)
+            .await
+            .inspect_err(|e| tracing::warn!(connector = %self.connector, stream = %self.def.name, error = %e, "Could not keep the sync window's reconciliation."))
+            .ok();
+        report
+    }
+
+    /// The report as the counters stand.
+    fn report(&self) -> StreamReport {
         let c = &self.counters;
-        let mut report = StreamReport {
+        StreamReport {
             connector: self.connector.clone(),
             stream: self.def.name.clone(),
             record_type: self.def.record_type.to_string(),
@@ -260,17 +365,122 @@ impl StreamPuller {
             window: self.window.as_ref().map(Window::label),
             outside_window: c.outside_window.load(Ordering::Relaxed),
             error: None,
-        };
-        if let Err(e) = result {
-            tracing::error!(connector = %self.connector, stream = %self.def.name, error = %e, "Stream sync stopped; it resumes from its checkpoint next time.");
-            report.error = Some(e.to_string());
+            skipped: None,
+            outcome: "ok",
+            reconciliation: None,
         }
-        report
     }
 
-    async fn sync_inner(&self, ctx: &PullContext) -> anyhow::Result<()> {
+    /// The lease this sync runs under: `pull:<connector>/<checkpoint>`, so a backfill window
+    /// (its own checkpoint) never waits for the live sync, nor the live sync for it.
+    async fn take_lease(&self, ctx: &PullContext) -> anyhow::Result<Option<HeldLease>> {
+        let name = format!("pull:{}/{}", self.connector, self.checkpoint_name());
+        let l = &ctx.lease;
+        let mut told = false;
+        loop {
+            let taken = retrying("taking a stream lease", ctx.store_patience, || {
+                HeldLease::take(ctx.store.clone(), &name, &l.holder, l.ttl)
+            })
+            .await?;
+            match taken {
+                Ok((held, state)) => {
+                    if let Some(from) = &state.took_over_from {
+                        self.labels.lease_taken_over(from);
+                    }
+                    return Ok(Some(held));
+                }
+                Err(state) if !l.wait => {
+                    tracing::debug!(lease = %name, holder = %state.holder, "Stream sync skipped: another instance holds its lease.");
+                    return Ok(None);
+                }
+                Err(state) => {
+                    if !told {
+                        tracing::info!(lease = %name, holder = %state.holder, "Waiting for another instance to finish syncing this stream.");
+                        told = true;
+                    }
+                    tokio::select! {
+                        _ = ctx.stop.cancelled() => return Ok(None),
+                        _ = tokio::time::sleep((l.ttl / 6).clamp(Duration::from_millis(200), Duration::from_secs(5))) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Resolves (with the reason) once the sync fetched, published and failed nothing for
+    /// `stall_after`; never otherwise.
+    async fn heartbeat(&self, stall_after: Duration) -> String {
+        let c = &self.counters;
+        let progress = || {
+            c.pages.load(Ordering::Relaxed)
+                + c.published.load(Ordering::Relaxed)
+                + c.failed.load(Ordering::Relaxed)
+        };
+        let tick = (stall_after / 10).clamp(Duration::from_millis(100), Duration::from_secs(5));
+        let mut last = (progress(), Instant::now());
+        loop {
+            tokio::time::sleep(tick).await;
+            let now = progress();
+            if now != last.0 {
+                last = (now, Instant::now());
+            } else if last.1.elapsed() >= stall_after {
+                return format!(
+                    "stalled: no page fetched, published or failed for {}s (heartbeat); it resumes from its checkpoint",
+                    stall_after.as_secs()
+                );
+            }
+        }
+    }
+
+    /// Keeps the window's counts, checked against each other and the upstream's total; a gap
+    /// is logged, counted and shown to operators.
+    async fn reconcile(
+        &self,
+        ctx: &PullContext,
+        report: &StreamReport,
+        started_at: chrono::DateTime<chrono::Utc>,
+    ) -> anyhow::Result<crate::store::scale::ReconciliationRow> {
+        let (upstream_total, expected) = *self.reported.lock().unwrap_or_else(|e| e.into_inner());
+        let mut row = crate::store::scale::ReconciliationRow {
+            run_id: ctx.run_id.clone(),
+            connector: self.connector.clone(),
+            stream: self.def.name.clone(),
+            record_type: self.def.record_type.to_string(),
+            holder: ctx.lease.holder.clone(),
+            started_at,
+            finished_at: chrono::Utc::now(),
+            upstream_total,
+            expected,
+            fetched: report.fetched as i64,
+            normalised: self.counters.normalised.load(Ordering::Relaxed) as i64,
+            routed: report.published as i64,
+            failed: report.failed as i64,
+            outside_window: report.outside_window as i64,
+            outcome: report.outcome.to_owned(),
+            gaps: String::new(),
+            id: 0,
+        };
+        let gaps = row.find_gaps();
+        if !gaps.is_empty() {
+            row.gaps = gaps.join("; ");
+            tracing::warn!(connector = %self.connector, stream = %self.def.name, run = %ctx.run_id, gaps = %row.gaps, "A sync window does not reconcile.");
+            self.labels.reconciliation_gap();
+        }
+        row.id = retrying("keeping a reconciliation", ctx.store_patience, || {
+            ctx.store.record_reconciliation(&row)
+        })
+        .await?;
+        Ok(row)
+    }
+
+    /// Syncs to the end of the stream (`true`) or until shutdown (`false`).
+    async fn sync_inner(&self, ctx: &PullContext) -> anyhow::Result<bool> {
         let checkpoint = self.checkpoint_name();
-        let start = match ctx.store.checkpoint(&self.connector, &checkpoint).await? {
+        let saved = retrying("reading a checkpoint", ctx.store_patience, || {
+            ctx.store.checkpoint(&self.connector, &checkpoint)
+        })
+        .await?;
+        let start = match saved {
             Some(text) => serde_json::from_str::<Position>(&text).map_err(|e| {
                 anyhow::anyhow!(
                     "checkpoint {}/{checkpoint} is unreadable ({e}): {text}",
@@ -287,7 +497,7 @@ impl StreamPuller {
             mpsc::channel::<PendingPage>(ctx.pages_in_flight.max(1) * 2);
 
         let fetcher = async {
-            let r = self.fetch_all(start, &page_tx).await;
+            let r = self.fetch_all(start, &page_tx, &ctx.stop).await;
             drop(page_tx);
             r
         };
@@ -307,16 +517,27 @@ impl StreamPuller {
             Ok::<(), anyhow::Error>(())
         };
         let committer = async {
+            let mut ordinal = 0u64;
             while let Some(p) = commit_rx.recv().await {
                 try_join_all(p.confirms).await?;
-                ctx.store.add_published(&ctx.run_id, p.events).await?;
+                ordinal += 1;
                 let cp = serde_json::to_string(&p.after)?;
-                ctx.store
-                    .save_checkpoint(&self.connector, &checkpoint, &cp)
-                    .await?;
+                let commit_id = format!("{}/{ordinal}", ctx.run_id);
+                retrying("committing a page", ctx.store_patience, || {
+                    ctx.store.commit_page(
+                        &ctx.run_id,
+                        &self.connector,
+                        &checkpoint,
+                        &cp,
+                        &commit_id,
+                        p.events,
+                    )
+                })
+                .await?;
                 self.counters
                     .published
                     .fetch_add(p.events as u64, Ordering::Relaxed);
+                self.labels.routed(p.events as u64);
             }
             Ok::<(), anyhow::Error>(())
         };
@@ -325,20 +546,28 @@ impl StreamPuller {
         // processor's; a fetch error was already recorded as a pull failure.
         c?;
         p?;
-        if let Err(e) = f {
-            self.record_pull_failure(ctx, &e).await?;
-            return Err(e.into());
+        let reached_end = match f {
+            Ok(end) => end,
+            Err(e) => {
+                self.record_pull_failure(ctx, &e).await?;
+                return Err(e.into());
+            }
+        };
+        if !reached_end {
+            tracing::info!(connector = %self.connector, stream = %self.def.name, checkpoint = %checkpoint, fetched = self.counters.fetched.load(Ordering::Relaxed), "Stream sync stopped for shutdown; what it fetched is published and checkpointed.");
+            return Ok(false);
         }
         if self.window.is_some() {
             // A finished window leaves nothing to resume; running it again re-pulls it whole.
-            ctx.store
-                .delete_checkpoint(&self.connector, &checkpoint)
-                .await?;
+            retrying("deleting a window checkpoint", ctx.store_patience, || {
+                ctx.store.delete_checkpoint(&self.connector, &checkpoint)
+            })
+            .await?;
         } else {
             self.resolve_pull_failures(ctx).await?;
         }
         tracing::info!(connector = %self.connector, stream = %self.def.name, checkpoint = %checkpoint, fetched = self.counters.fetched.load(Ordering::Relaxed), outside_window = self.counters.outside_window.load(Ordering::Relaxed), failed = self.counters.failed.load(Ordering::Relaxed), "Stream sync finished.");
-        Ok(())
+        Ok(true)
     }
 
     async fn record_pull_failure(&self, ctx: &PullContext, e: &PullError) -> anyhow::Result<()> {
@@ -368,8 +597,13 @@ impl StreamPuller {
                 index: 0,
             },
         };
-        ctx.store.record_failures(&ctx.run_id, &[failure]).await?;
+        let failures = [failure];
+        retrying("recording a pull failure", ctx.store_patience, || {
+            ctx.store.record_failures(&ctx.run_id, &failures)
+        })
+        .await?;
         self.counters.failed.fetch_add(1, Ordering::Relaxed);
+        self.labels.failed("pull", 1);
         Ok(())
     }
 
@@ -394,14 +628,20 @@ impl StreamPuller {
         Ok(())
     }
 
-    /// Walks the pages from `pos`, sending each with the position after it.
+    /// Walks the pages from `pos`, sending each with the position after it. Returns whether it
+    /// reached the end of the stream (`false`: `stop` fired between two pages).
     pub(crate) async fn fetch_all(
         &self,
         mut pos: Position,
         out: &mpsc::Sender<FetchedPage>,
-    ) -> Result<(), PullError> {
+        stop: &CancellationToken,
+    ) -> Result<bool, PullError> {
         let s = &self.def;
+        let mut first = true;
         loop {
+            if stop.is_cancelled() {
+                return Ok(false);
+            }
             let mut query: Vec<(String, String)> = s
                 .query
                 .iter()
@@ -457,6 +697,9 @@ impl StreamPuller {
                     format!("{since_param}={since}")
                 }
             };
+            if let Some(t) = &s.total {
+                meta.push(t);
+            }
             let format = s.format;
             let records_path = s.records.clone();
             let mut page = self
@@ -468,6 +711,11 @@ impl StreamPuller {
             let n = page.records.len();
             self.counters.pages.fetch_add(1, Ordering::Relaxed);
             self.counters.fetched.fetch_add(n as u64, Ordering::Relaxed);
+            self.labels.fetched(n as u64);
+            if first {
+                first = false;
+                self.note_total(&pos, &page);
+            }
 
             let (after, done) =
                 self.advance(&pos, &page)
@@ -491,13 +739,38 @@ impl StreamPuller {
                 .is_err()
             {
                 // The processor stopped; its error is reported by the caller.
-                return Ok(());
+                return Ok(true);
             }
             if done {
-                return Ok(());
+                return Ok(true);
             }
             pos = after;
         }
+    }
+
+    /// Notes the total the upstream reports on the sync's first page, and (page streams) how
+    /// many records the sync should fetch from where it resumed.
+    fn note_total(&self, pos: &Position, page: &Page) {
+        let Some(path) = &self.def.total else { return };
+        let total = page
+            .meta
+            .get(path.as_str())
+            .cloned()
+            .flatten()
+            .and_then(|t| t.trim().parse::<i64>().ok());
+        let expected = match (&self.def.pagination, total) {
+            (
+                PaginationDef::Page {
+                    size, first_page, ..
+                },
+                Some(t),
+            ) => {
+                let skipped = pos.page.unwrap_or(*first_page).saturating_sub(*first_page);
+                Some((t - i64::from(skipped) * i64::from(*size)).max(0))
+            }
+            _ => None,
+        };
+        *self.reported.lock().unwrap_or_else(|e| e.into_inner()) = (total, expected);
     }
 
     /// The position after `page`, and whether the stream is exhausted.
@@ -670,11 +943,19 @@ impl StreamPuller {
             }
         }
         if !failures.is_empty() {
-            ctx.store.record_failures(&ctx.run_id, &failures).await?;
+            retrying("recording failures", ctx.store_patience, || {
+                ctx.store.record_failures(&ctx.run_id, &failures)
+            })
+            .await?;
             self.counters
                 .failed
                 .fetch_add(failures.len() as u64, Ordering::Relaxed);
         }
+        let passed: usize = groups.values().map(Vec::len).sum();
+        self.counters
+            .normalised
+            .fetch_add(passed as u64, Ordering::Relaxed);
+        self.labels.normalised(passed as u64, failures.len() as u64);
         let deletes = groups
             .values()
             .flatten()

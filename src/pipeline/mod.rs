@@ -4,6 +4,7 @@
 //! checks every connector, and offers the operations the commands need: run store writers, sync
 //! streams once, and reconcile the store against the simulators' ground truth.
 
+pub mod jobs;
 pub mod reconcile;
 pub mod writer;
 
@@ -40,6 +41,12 @@ pub struct Runtime {
     pub calendar: crate::deadlines::WorkingCalendar,
     pub deadline_rules: crate::deadlines::Rules,
     pub connectors: Vec<Connector>,
+    /// This instance's name in the lease table.
+    pub instance: String,
+    /// Fires on shutdown: syncs fetch no further page, pushes start no new round.
+    pub stop: CancellationToken,
+    /// Syncs and backfills started over the API.
+    pub jobs: jobs::SyncJobs,
 }
 
 /// Which streams a sync covers.
@@ -120,13 +127,19 @@ impl Runtime {
                 .await
                 .context("declaring the feed exchanges and consumer queues")?;
         }
+        let instance = config.pipeline.instance_name();
+        crate::telemetry::handle();
         tracing::info!(
             store = store.kind(),
             bus = bus.kind(),
             connectors = connectors.len(),
+            instance = %instance,
             "Pipeline ready."
         );
         Ok(Runtime {
+            instance,
+            stop: CancellationToken::new(),
+            jobs: jobs::SyncJobs::default(),
             config,
             schema,
             store,
@@ -263,7 +276,14 @@ impl Runtime {
         let runs = pushers
             .iter()
             .map(|p| p.run(self.store.as_ref(), &self.schema));
-        futures_util::future::join_all(runs).await
+        let reports = futures_util::future::join_all(runs).await;
+        for r in &reports {
+            crate::telemetry::pushed(&r.connector, &r.push, "accepted", r.accepted);
+            crate::telemetry::pushed(&r.connector, &r.push, "refused", r.rejected);
+            let unanswered = r.sent.saturating_sub(r.accepted + r.rejected);
+            crate::telemetry::pushed(&r.connector, &r.push, "error", unanswered);
+        }
+        reports
     }
 
     /// Pushes every `pipeline.push_interval_secs` until `cancel` fires (`xiezhi run`).
@@ -293,21 +313,47 @@ impl Runtime {
     }
 
     /// Syncs the given pullers once and waits until the store writer (here or in another
-    /// process) ingested everything the run published. Store writers must be running.
+    /// process) ingested everything the run published. Store writers must be running. A stream
+    /// another instance is syncing is waited for (its lease), then synced from where that one
+    /// left it.
     pub async fn sync_once(
         &self,
         pullers: &[StreamPuller],
         on_tick: impl Fn(&[StreamPuller]),
     ) -> anyhow::Result<SyncReport> {
+        self.sync_run(pullers, true, on_tick).await
+    }
+
+    /// As [`Runtime::sync_once`]; `wait_for_lease` false reports a stream another instance
+    /// holds as skipped instead (the scheduler: that instance covers the occurrence).
+    pub async fn sync_run(
+        &self,
+        pullers: &[StreamPuller],
+        wait_for_lease: bool,
+        on_tick: impl Fn(&[StreamPuller]),
+    ) -> anyhow::Result<SyncReport> {
         let started = std::time::Instant::now();
         let run_id = uuid::Uuid::new_v4().to_string();
-        self.store.begin_run(&run_id).await?;
+        let p = &self.config.pipeline;
+        let patience = Duration::from_secs(p.store_retry_secs);
+        crate::store::scale::retrying("registering a sync run", patience, || {
+            self.store.begin_run(&run_id)
+        })
+        .await?;
         let ctx = PullContext {
             bus: self.bus.clone(),
             store: self.store.clone(),
             run_id: run_id.clone(),
-            batch_max_events: self.config.pipeline.batch_max_events,
-            pages_in_flight: self.config.pipeline.pages_in_flight,
+            batch_max_events: p.batch_max_events,
+            pages_in_flight: p.pages_in_flight,
+            lease: crate::connectors::pull::LeaseSettings {
+                holder: self.instance.clone(),
+                ttl: Duration::from_secs(p.lease_ttl_secs),
+                wait: wait_for_lease,
+            },
+            stop: self.stop.clone(),
+            stall_after: Duration::from_secs(p.stall_secs),
+            store_patience: patience,
         };
         tracing::info!(run = %run_id, streams = pullers.len(), "Sync run started.");
         // Collected first: a `map` closure inside the stream would make this future unusable in
@@ -374,9 +420,13 @@ impl Runtime {
         mut on_tick: impl FnMut(),
     ) -> anyhow::Result<crate::store::RunProgress> {
         const INGEST_STALL: Duration = Duration::from_secs(300);
+        let patience = Duration::from_secs(self.config.pipeline.store_retry_secs);
         let mut last = (-1i64, std::time::Instant::now());
         loop {
-            let p = self.store.run_progress(run_id).await?;
+            let p = crate::store::scale::retrying("reading a run's progress", patience, || {
+                self.store.run_progress(run_id)
+            })
+            .await?;
             on_tick();
             if p.ingested >= p.published {
                 return Ok(p);

@@ -87,6 +87,9 @@ pub async fn run(
         let mut events = 0usize;
         match first {
             Ok(d) => {
+                if d.redelivered {
+                    crate::telemetry::bus_redelivery(bus.kind());
+                }
                 events += d.batch.events.len();
                 group.push(d);
             }
@@ -99,6 +102,9 @@ pub async fn run(
         while events < settings.group_events && group.len() < settings.prefetch as usize {
             match tokio::time::timeout(Duration::from_millis(2), sub.next()).await {
                 Ok(Some(Ok(d))) => {
+                    if d.redelivered {
+                        crate::telemetry::bus_redelivery(bus.kind());
+                    }
                     events += d.batch.events.len();
                     group.push(d);
                 }
@@ -134,6 +140,13 @@ async fn apply_group(
         let started = std::time::Instant::now();
         match store.apply(&batches).await {
             Ok(outcome) => {
+                let mut counts: std::collections::BTreeMap<(&str, &str), u64> = Default::default();
+                for ev in batches.iter().flat_map(|b| &b.events) {
+                    *counts
+                        .entry((ev.recordtype.as_str(), ev.connector.as_str()))
+                        .or_default() += 1;
+                }
+                crate::telemetry::stored(store.kind(), started.elapsed(), counts);
                 if let Some(h) = latency {
                     let now = chrono::Utc::now();
                     for ev in batches.iter().flat_map(|b| &b.events) {
@@ -160,6 +173,7 @@ async fn apply_group(
             }
             Err(e) => {
                 failures += 1;
+                crate::telemetry::store_write_error(store.kind());
                 if cancel.is_cancelled() {
                     // Unacked deliveries go back to the queue when the channel closes.
                     return;
@@ -181,15 +195,19 @@ async fn apply_group(
                     return;
                 }
                 let delay = delays.next().unwrap_or(Duration::from_secs(5));
-                tracing::error!(error = %e, attempt = failures, delay_ms = delay.as_millis() as u64, "The store refused a write; intake waits and retries.");
+                tracing::error!(store = store.kind(), error = %e, attempt = failures, delay_ms = delay.as_millis() as u64, unacked_batches = batches.len(), "The store refused a write; intake stops (the batches stay unacknowledged on the bus) and retries.");
                 tokio::time::sleep(delay).await;
             }
         }
     }
 }
 
-/// A failure that retrying cannot cure (as opposed to an unreachable database).
+/// A failure that retrying cannot cure (as opposed to an unreachable database, or one that
+/// refuses writes for now: read-only, disk full — intake waits for those).
 fn is_data_error(e: &crate::store::StoreError) -> bool {
+    if e.is_unavailable() {
+        return false;
+    }
     match e {
         crate::store::StoreError::Query { source, .. } => matches!(
             source,

@@ -9,6 +9,7 @@
 pub mod merge;
 pub mod ops;
 pub mod postgres;
+pub mod scale;
 pub mod sqlite;
 
 use std::collections::BTreeMap;
@@ -411,6 +412,54 @@ pub trait Store: Send + Sync {
         record_type: RecordType,
         keys: &[String],
     ) -> Result<Vec<String>>;
+
+    /// Moves a stream's checkpoint past a page and adds the page's confirmed events to the run,
+    /// in one transaction. `commit_id` names the page commit (`<run>/<page ordinal>`): a retry
+    /// of a commit that did go through (its answer was lost) counts the events once.
+    async fn commit_page(
+        &self,
+        run_id: &str,
+        connector: &str,
+        stream: &str,
+        cursor: &str,
+        commit_id: &str,
+        events: i64,
+    ) -> Result<()>;
+    /// Every checkpoint, with when it last moved (its age is a metric).
+    async fn checkpoints(&self) -> Result<Vec<scale::CheckpointRow>>;
+
+    /// Takes lease `name` for `holder` for `ttl` when it is free, expired, or `holder`'s already
+    /// (then it is renewed). Atomic across instances.
+    async fn take_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<scale::LeaseState>;
+    /// Gives a lease up (only `holder`'s own).
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<()>;
+    /// Every lease, expired ones included (an expired lease is one a dead instance left).
+    async fn leases(&self) -> Result<Vec<scale::LeaseRow>>;
+
+    /// The last occurrence a stream's schedule completed.
+    async fn schedule_state(
+        &self,
+        connector: &str,
+        stream: &str,
+    ) -> Result<Option<scale::ScheduleState>>;
+    /// Records a completed occurrence; an older one than stored is ignored.
+    async fn finish_occurrence(&self, state: &scale::ScheduleState) -> Result<()>;
+
+    /// Keeps a sync window's reconciliation row; returns its id.
+    async fn record_reconciliation(&self, row: &scale::ReconciliationRow) -> Result<i64>;
+    /// Reconciliation rows, newest first, before id `before` (0: from the newest); only those
+    /// with gaps when `gaps_only`.
+    async fn reconciliations(
+        &self,
+        gaps_only: bool,
+        before: i64,
+        limit: u32,
+    ) -> Result<Vec<scale::ReconciliationRow>>;
 
     /// `true` when the store answers a trivial query (readiness).
     async fn ping(&self) -> bool;
@@ -841,6 +890,7 @@ pub(crate) mod testsuite {
         change_feed(store).await;
         failures(store).await;
         checkpoints_and_runs(store).await;
+        scale_out(store).await;
         stats(store).await;
         operators(store).await;
     }
@@ -1639,6 +1689,121 @@ pub(crate) mod testsuite {
             listed
                 .iter()
                 .any(|r| r.name == "ops-alice" && r.revoked_at.is_some())
+        );
+    }
+
+    async fn scale_out(store: &dyn Store) {
+        use std::time::Duration;
+        // A page commit retried after its answer was lost counts its events once.
+        store.begin_run("run-s").await.unwrap();
+        for _ in 0..2 {
+            store
+                .commit_page("run-s", "c", "s", "{\"page\":2}", "run-s/1", 10)
+                .await
+                .unwrap();
+        }
+        store
+            .commit_page("run-s", "c", "s", "{\"page\":3}", "run-s/2", 5)
+            .await
+            .unwrap();
+        assert_eq!(store.run_progress("run-s").await.unwrap().published, 15);
+        assert_eq!(
+            store.checkpoint("c", "s").await.unwrap().as_deref(),
+            Some("{\"page\":3}")
+        );
+        let cps = store.checkpoints().await.unwrap();
+        let cp = cps
+            .iter()
+            .find(|c| c.connector == "c" && c.stream == "s")
+            .unwrap();
+        assert!((Utc::now() - cp.updated_at).num_seconds() < 60);
+
+        // One holder at a time; renewals keep it; another takes it only once it expired.
+        let ttl = Duration::from_millis(400);
+        let a = store.take_lease("pull:c/s", "a", ttl).await.unwrap();
+        assert!(a.held && a.took_over_from.is_none());
+        let b = store.take_lease("pull:c/s", "b", ttl).await.unwrap();
+        assert!(!b.held);
+        assert_eq!(b.holder, "a");
+        assert!(store.take_lease("pull:c/s", "a", ttl).await.unwrap().held);
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let b = store.take_lease("pull:c/s", "b", ttl).await.unwrap();
+        assert!(b.held);
+        assert_eq!(b.took_over_from.as_deref(), Some("a"));
+        // The old holder neither renews nor releases what it lost.
+        assert!(!store.take_lease("pull:c/s", "a", ttl).await.unwrap().held);
+        store.release_lease("pull:c/s", "a").await.unwrap();
+        assert_eq!(store.leases().await.unwrap()[0].holder, "b");
+        store.release_lease("pull:c/s", "b").await.unwrap();
+        assert!(store.leases().await.unwrap().is_empty());
+        let c = store.take_lease("pull:c/s", "c", ttl).await.unwrap();
+        assert!(c.held && c.took_over_from.is_none(), "{c:?}");
+        store.release_lease("pull:c/s", "c").await.unwrap();
+
+        // The schedule keeps the latest occurrence, whatever order instances report in.
+        assert!(store.schedule_state("c", "s").await.unwrap().is_none());
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let state = |o: &str, h: &str| scale::ScheduleState {
+            connector: "c".into(),
+            stream: "s".into(),
+            occurrence: at(o),
+            finished_at: Utc::now(),
+            holder: h.into(),
+            outcome: "ok".into(),
+        };
+        store
+            .finish_occurrence(&state("2026-12-06T10:10:00Z", "a"))
+            .await
+            .unwrap();
+        store
+            .finish_occurrence(&state("2026-12-06T10:00:00Z", "b"))
+            .await
+            .unwrap();
+        let got = store.schedule_state("c", "s").await.unwrap().unwrap();
+        assert_eq!(
+            (got.occurrence, got.holder.as_str()),
+            (at("2026-12-06T10:10:00Z"), "a")
+        );
+
+        // Reconciliation rows, newest first; `gaps` selects the ones that do not add up.
+        let row = |gaps: &str| scale::ReconciliationRow {
+            run_id: "run-s".into(),
+            connector: "c".into(),
+            stream: "s".into(),
+            record_type: "penalty".into(),
+            holder: "a".into(),
+            started_at: at("2026-12-06T10:00:00Z"),
+            finished_at: at("2026-12-06T10:00:05Z"),
+            upstream_total: Some(3),
+            expected: Some(3),
+            fetched: 3,
+            normalised: 3,
+            routed: 3,
+            outcome: "ok".into(),
+            gaps: gaps.into(),
+            ..Default::default()
+        };
+        let first = store.record_reconciliation(&row("")).await.unwrap();
+        let second = store
+            .record_reconciliation(&row("2 fetched"))
+            .await
+            .unwrap();
+        assert!(second > first);
+        let all = store.reconciliations(false, 0, 10).await.unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].id, second);
+        assert_eq!(all[1].started_at, at("2026-12-06T10:00:00Z"));
+        assert_eq!(all[1].upstream_total, Some(3));
+        let gaps = store.reconciliations(true, 0, 10).await.unwrap();
+        assert_eq!(gaps.len(), 1);
+        assert_eq!(gaps[0].gaps, "2 fetched");
+        assert_eq!(
+            store
+                .reconciliations(false, second, 10)
+                .await
+                .unwrap()
+                .len(),
+            1
         );
     }
 

@@ -17,6 +17,7 @@ use sqlx::{AssertSqlSafe, Postgres, Transaction};
 
 use super::merge::{self, LoadedBody, RecKey, RecordHead};
 use super::ops::{self, AuditTuple, TokenTuple, audit_from_tuple, bind_all, token_from_tuple};
+use super::scale;
 use super::{
     ApplyOutcome, Change, ChangeTuple, FailureCols, FailureFilter, FailureRow, FailureTuple,
     HeadTuple, Precedence, RecordTuple, RecordVersion, Result, RunProgress, Stats, Store,
@@ -123,6 +124,11 @@ impl PgStore {
                 6,
                 "deadline alerts",
                 include_str!("../../migrations/postgres/0006_deadline_alerts.sql"),
+            ),
+            (
+                7,
+                "scale out",
+                include_str!("../../migrations/postgres/0007_scale_out.sql"),
             ),
         ])
     }
@@ -1118,6 +1124,246 @@ impl Store for PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(query_err("reading accepted push keys"))
+    }
+
+    async fn commit_page(
+        &self,
+        run_id: &str,
+        connector: &str,
+        stream: &str,
+        cursor: &str,
+        commit_id: &str,
+        events: i64,
+    ) -> Result<()> {
+        // One statement: the checkpoint moves and the run counts the events only when this
+        // commit has not already moved it.
+        sqlx::query(
+            "WITH prev AS (SELECT last_commit FROM checkpoints WHERE connector = $2 AND stream = $3), \
+             cp AS (INSERT INTO checkpoints (connector, stream, cursor, updated_at, last_commit) \
+                    VALUES ($2, $3, $4, now(), $5) \
+                    ON CONFLICT (connector, stream) DO UPDATE SET cursor = excluded.cursor, \
+                    updated_at = excluded.updated_at, last_commit = excluded.last_commit) \
+             INSERT INTO sync_runs (run_id, published) \
+             SELECT $1, $6 WHERE (SELECT last_commit FROM prev) IS DISTINCT FROM $5 \
+             ON CONFLICT (run_id) DO UPDATE SET published = sync_runs.published + excluded.published",
+        )
+        .bind(run_id)
+        .bind(connector)
+        .bind(stream)
+        .bind(cursor)
+        .bind(commit_id)
+        .bind(events)
+        .execute(&self.pool)
+        .await
+        .map_err(query_err("committing a page (checkpoint and run count)"))?;
+        Ok(())
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<scale::CheckpointRow>> {
+        let rows: Vec<(String, String, String, i64)> = sqlx::query_as(concat!(
+            "SELECT connector, stream, cursor, ",
+            micros!("updated_at"),
+            " FROM checkpoints ORDER BY connector, stream"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("listing checkpoints"))?;
+        rows.into_iter()
+            .map(|(connector, stream, cursor, at)| {
+                Ok(scale::CheckpointRow {
+                    connector,
+                    stream,
+                    cursor,
+                    updated_at: time_from_micros("checkpoint time", at)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn take_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<scale::LeaseState> {
+        // The database's clock decides expiry, so the instances' clocks need not agree. The
+        // update happens only when the lease is ours or expired: of two instances racing for a
+        // free lease, one inserts and the other's conflict finds it taken.
+        let row: Option<(Option<String>,)> = sqlx::query_as(
+            "WITH prev AS (SELECT holder FROM leases WHERE name = $1) \
+             INSERT INTO leases (name, holder, acquired_at, renewed_at, expires_at) \
+             VALUES ($1, $2, now(), now(), now() + make_interval(secs => $3)) \
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, \
+               acquired_at = CASE WHEN leases.holder = excluded.holder THEN leases.acquired_at ELSE excluded.acquired_at END, \
+               renewed_at = excluded.renewed_at, expires_at = excluded.expires_at \
+             WHERE leases.holder = excluded.holder OR leases.expires_at < now() \
+             RETURNING (SELECT holder FROM prev)",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(ttl.as_secs_f64())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_err("taking a lease"))?;
+        match row {
+            Some((prev,)) => Ok(scale::LeaseState {
+                held: true,
+                holder: holder.to_owned(),
+                took_over_from: prev.filter(|p| p != holder),
+            }),
+            None => {
+                let current: Option<String> =
+                    sqlx::query_scalar("SELECT holder FROM leases WHERE name = $1")
+                        .bind(name)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(query_err("reading a lease"))?;
+                Ok(scale::LeaseState {
+                    held: false,
+                    holder: current.unwrap_or_default(),
+                    took_over_from: None,
+                })
+            }
+        }
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<()> {
+        sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
+            .bind(name)
+            .bind(holder)
+            .execute(&self.pool)
+            .await
+            .map_err(query_err("releasing a lease"))?;
+        Ok(())
+    }
+
+    async fn leases(&self) -> Result<Vec<scale::LeaseRow>> {
+        let rows: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(concat!(
+            "SELECT name, holder, ",
+            micros!("acquired_at"),
+            ", ",
+            micros!("renewed_at"),
+            ", ",
+            micros!("expires_at"),
+            " FROM leases ORDER BY name"
+        ))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("listing leases"))?;
+        rows.into_iter()
+            .map(|(name, holder, a, r, e)| {
+                Ok(scale::LeaseRow {
+                    name,
+                    holder,
+                    acquired_at: time_from_micros("lease time", a)?,
+                    renewed_at: time_from_micros("lease time", r)?,
+                    expires_at: time_from_micros("lease time", e)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn schedule_state(
+        &self,
+        connector: &str,
+        stream: &str,
+    ) -> Result<Option<scale::ScheduleState>> {
+        let row: Option<(i64, i64, String, String)> = sqlx::query_as(concat!(
+            "SELECT ",
+            micros!("occurrence"),
+            ", ",
+            micros!("finished_at"),
+            ", holder, outcome FROM schedule_state WHERE connector = $1 AND stream = $2"
+        ))
+        .bind(connector)
+        .bind(stream)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_err("reading a schedule"))?;
+        row.map(|(o, f, holder, outcome)| {
+            Ok(scale::ScheduleState {
+                connector: connector.to_owned(),
+                stream: stream.to_owned(),
+                occurrence: time_from_micros("schedule time", o)?,
+                finished_at: time_from_micros("schedule time", f)?,
+                holder,
+                outcome,
+            })
+        })
+        .transpose()
+    }
+
+    async fn finish_occurrence(&self, s: &scale::ScheduleState) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO schedule_state (connector, stream, occurrence, finished_at, holder, outcome) \
+             VALUES ($1, $2, to_timestamp($3::float8 / 1000000), to_timestamp($4::float8 / 1000000), $5, $6) \
+             ON CONFLICT (connector, stream) DO UPDATE SET occurrence = excluded.occurrence, \
+               finished_at = excluded.finished_at, holder = excluded.holder, outcome = excluded.outcome \
+             WHERE schedule_state.occurrence <= excluded.occurrence",
+        )
+        .bind(&s.connector)
+        .bind(&s.stream)
+        .bind(s.occurrence.timestamp_micros())
+        .bind(s.finished_at.timestamp_micros())
+        .bind(&s.holder)
+        .bind(&s.outcome)
+        .execute(&self.pool)
+        .await
+        .map_err(query_err("recording a schedule occurrence"))?;
+        Ok(())
+    }
+
+    async fn record_reconciliation(&self, r: &scale::ReconciliationRow) -> Result<i64> {
+        sqlx::query_scalar(
+            "INSERT INTO sync_reconciliations (run_id, connector, stream, record_type, holder, \
+               started_at, finished_at, upstream_total, expected, fetched, normalised, routed, failed, \
+               outside_window, outcome, gaps) \
+             VALUES ($1, $2, $3, $4, $5, to_timestamp($6::float8 / 1000000), to_timestamp($7::float8 / 1000000), \
+               $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id",
+        )
+        .bind(&r.run_id)
+        .bind(&r.connector)
+        .bind(&r.stream)
+        .bind(&r.record_type)
+        .bind(&r.holder)
+        .bind(r.started_at.timestamp_micros())
+        .bind(r.finished_at.timestamp_micros())
+        .bind(r.upstream_total)
+        .bind(r.expected)
+        .bind(r.fetched)
+        .bind(r.normalised)
+        .bind(r.routed)
+        .bind(r.failed)
+        .bind(r.outside_window)
+        .bind(&r.outcome)
+        .bind(&r.gaps)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(query_err("recording a reconciliation"))
+    }
+
+    async fn reconciliations(
+        &self,
+        gaps_only: bool,
+        before: i64,
+        limit: u32,
+    ) -> Result<Vec<scale::ReconciliationRow>> {
+        let rows = sqlx::query(concat!(
+            "SELECT id, run_id, connector, stream, record_type, holder, ",
+            micros!("started_at"),
+            " AS started, ",
+            micros!("finished_at"),
+            " AS finished, upstream_total, expected, fetched, normalised, routed, failed, \
+             outside_window, outcome, gaps FROM sync_reconciliations \
+             WHERE ($1 = 0 OR id < $1) AND (NOT $2 OR gaps <> '') ORDER BY id DESC LIMIT $3"
+        ))
+        .bind(before)
+        .bind(gaps_only)
+        .bind(i64::from(limit.clamp(1, 1000)))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("listing reconciliations"))?;
+        rows.iter().map(scale::reconciliation_from_row).collect()
     }
 
     async fn ping(&self) -> bool {

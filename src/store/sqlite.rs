@@ -24,6 +24,7 @@ use sqlx::{AssertSqlSafe, Sqlite, Transaction};
 
 use super::merge::{self, LoadedBody, RecKey, RecordHead};
 use super::ops::{self, AuditTuple, TokenTuple, audit_from_tuple, bind_all, token_from_tuple};
+use super::scale;
 use super::{
     ApplyOutcome, Change, ChangeTuple, FailureCols, FailureFilter, FailureRow, FailureTuple,
     HeadTuple, Precedence, RecordTuple, RecordVersion, Result, RunProgress, Stats, Store,
@@ -203,6 +204,11 @@ impl SqliteStore {
                 7,
                 "deadline alerts",
                 include_str!("../../migrations/sqlite/0007_deadline_alerts.sql"),
+            ),
+            (
+                8,
+                "scale out",
+                include_str!("../../migrations/sqlite/0008_scale_out.sql"),
             ),
         ])
     }
@@ -1248,6 +1254,253 @@ impl Store for SqliteStore {
             out.extend(found);
         }
         Ok(out)
+    }
+
+    async fn commit_page(
+        &self,
+        run_id: &str,
+        connector: &str,
+        stream: &str,
+        cursor: &str,
+        commit_id: &str,
+        events: i64,
+    ) -> Result<()> {
+        let e = query_err("committing a page (checkpoint and run count)");
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(query_err("starting a page commit"))?;
+        let prev: Option<Option<String>> = sqlx::query_scalar(
+            "SELECT last_commit FROM checkpoints WHERE connector = ?1 AND stream = ?2",
+        )
+        .bind(connector)
+        .bind(stream)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(query_err("reading a checkpoint"))?;
+        sqlx::query(
+            "INSERT INTO checkpoints (connector, stream, cursor, updated_at, last_commit) VALUES (?1, ?2, ?3, ?4, ?5) \
+             ON CONFLICT (connector, stream) DO UPDATE SET cursor = excluded.cursor, \
+               updated_at = excluded.updated_at, last_commit = excluded.last_commit",
+        )
+        .bind(connector)
+        .bind(stream)
+        .bind(cursor)
+        .bind(now_micros())
+        .bind(commit_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(query_err("saving a checkpoint"))?;
+        if prev.flatten().as_deref() != Some(commit_id) {
+            sqlx::query(
+                "INSERT INTO sync_runs (run_id, published, started_at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (run_id) DO UPDATE SET published = sync_runs.published + excluded.published",
+            )
+            .bind(run_id)
+            .bind(events)
+            .bind(now_micros())
+            .execute(&mut *tx)
+            .await
+            .map_err(query_err("counting published events"))?;
+        }
+        tx.commit().await.map_err(e)
+    }
+
+    async fn checkpoints(&self) -> Result<Vec<scale::CheckpointRow>> {
+        let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+            "SELECT connector, stream, cursor, updated_at FROM checkpoints ORDER BY connector, stream",
+        )
+        .fetch_all(&self.readers)
+        .await
+        .map_err(query_err("listing checkpoints"))?;
+        rows.into_iter()
+            .map(|(connector, stream, cursor, at)| {
+                Ok(scale::CheckpointRow {
+                    connector,
+                    stream,
+                    cursor,
+                    updated_at: time_from_micros("checkpoint time", at)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn take_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<scale::LeaseState> {
+        // The single writer connection serialises this transaction against every other
+        // process's on the same file (BEGIN IMMEDIATE takes the write lock first).
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(query_err("starting a lease"))?;
+        let now = now_micros();
+        let prev: Option<(String, i64)> =
+            sqlx::query_as("SELECT holder, expires_at FROM leases WHERE name = ?1")
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(query_err("reading a lease"))?;
+        let state = match &prev {
+            Some((h, expires)) if h != holder && *expires >= now => scale::LeaseState {
+                held: false,
+                holder: h.clone(),
+                took_over_from: None,
+            },
+            _ => {
+                let ttl = i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX / 2);
+                sqlx::query(
+                    "INSERT INTO leases (name, holder, acquired_at, renewed_at, expires_at) VALUES (?1, ?2, ?3, ?3, ?4) \
+                     ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, \
+                       acquired_at = CASE WHEN leases.holder = excluded.holder THEN leases.acquired_at ELSE excluded.acquired_at END, \
+                       renewed_at = excluded.renewed_at, expires_at = excluded.expires_at",
+                )
+                .bind(name)
+                .bind(holder)
+                .bind(now)
+                .bind(now.saturating_add(ttl))
+                .execute(&mut *tx)
+                .await
+                .map_err(query_err("taking a lease"))?;
+                scale::LeaseState {
+                    held: true,
+                    holder: holder.to_owned(),
+                    took_over_from: prev.map(|(h, _)| h).filter(|h| h != holder),
+                }
+            }
+        };
+        tx.commit().await.map_err(query_err("taking a lease"))?;
+        Ok(state)
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<()> {
+        sqlx::query("DELETE FROM leases WHERE name = ?1 AND holder = ?2")
+            .bind(name)
+            .bind(holder)
+            .execute(&self.writer)
+            .await
+            .map_err(query_err("releasing a lease"))?;
+        Ok(())
+    }
+
+    async fn leases(&self) -> Result<Vec<scale::LeaseRow>> {
+        let rows: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(
+            "SELECT name, holder, acquired_at, renewed_at, expires_at FROM leases ORDER BY name",
+        )
+        .fetch_all(&self.readers)
+        .await
+        .map_err(query_err("listing leases"))?;
+        rows.into_iter()
+            .map(|(name, holder, a, r, e)| {
+                Ok(scale::LeaseRow {
+                    name,
+                    holder,
+                    acquired_at: time_from_micros("lease time", a)?,
+                    renewed_at: time_from_micros("lease time", r)?,
+                    expires_at: time_from_micros("lease time", e)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn schedule_state(
+        &self,
+        connector: &str,
+        stream: &str,
+    ) -> Result<Option<scale::ScheduleState>> {
+        let row: Option<(i64, i64, String, String)> = sqlx::query_as(
+            "SELECT occurrence, finished_at, holder, outcome FROM schedule_state WHERE connector = ?1 AND stream = ?2",
+        )
+        .bind(connector)
+        .bind(stream)
+        .fetch_optional(&self.readers)
+        .await
+        .map_err(query_err("reading a schedule"))?;
+        row.map(|(o, f, holder, outcome)| {
+            Ok(scale::ScheduleState {
+                connector: connector.to_owned(),
+                stream: stream.to_owned(),
+                occurrence: time_from_micros("schedule time", o)?,
+                finished_at: time_from_micros("schedule time", f)?,
+                holder,
+                outcome,
+            })
+        })
+        .transpose()
+    }
+
+    async fn finish_occurrence(&self, s: &scale::ScheduleState) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO schedule_state (connector, stream, occurrence, finished_at, holder, outcome) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+             ON CONFLICT (connector, stream) DO UPDATE SET occurrence = excluded.occurrence, \
+               finished_at = excluded.finished_at, holder = excluded.holder, outcome = excluded.outcome \
+             WHERE schedule_state.occurrence <= excluded.occurrence",
+        )
+        .bind(&s.connector)
+        .bind(&s.stream)
+        .bind(s.occurrence.timestamp_micros())
+        .bind(s.finished_at.timestamp_micros())
+        .bind(&s.holder)
+        .bind(&s.outcome)
+        .execute(&self.writer)
+        .await
+        .map_err(query_err("recording a schedule occurrence"))?;
+        Ok(())
+    }
+
+    async fn record_reconciliation(&self, r: &scale::ReconciliationRow) -> Result<i64> {
+        sqlx::query_scalar(
+            "INSERT INTO sync_reconciliations (run_id, connector, stream, record_type, holder, \
+               started_at, finished_at, upstream_total, expected, fetched, normalised, routed, failed, \
+               outside_window, outcome, gaps) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) RETURNING id",
+        )
+        .bind(&r.run_id)
+        .bind(&r.connector)
+        .bind(&r.stream)
+        .bind(&r.record_type)
+        .bind(&r.holder)
+        .bind(r.started_at.timestamp_micros())
+        .bind(r.finished_at.timestamp_micros())
+        .bind(r.upstream_total)
+        .bind(r.expected)
+        .bind(r.fetched)
+        .bind(r.normalised)
+        .bind(r.routed)
+        .bind(r.failed)
+        .bind(r.outside_window)
+        .bind(&r.outcome)
+        .bind(&r.gaps)
+        .fetch_one(&self.writer)
+        .await
+        .map_err(query_err("recording a reconciliation"))
+    }
+
+    async fn reconciliations(
+        &self,
+        gaps_only: bool,
+        before: i64,
+        limit: u32,
+    ) -> Result<Vec<scale::ReconciliationRow>> {
+        let rows = sqlx::query(
+            "SELECT id, run_id, connector, stream, record_type, holder, started_at AS started, \
+               finished_at AS finished, upstream_total, expected, fetched, normalised, routed, failed, \
+               outside_window, outcome, gaps FROM sync_reconciliations \
+             WHERE (?1 = 0 OR id < ?1) AND (NOT ?2 OR gaps <> '') ORDER BY id DESC LIMIT ?3",
+        )
+        .bind(before)
+        .bind(gaps_only)
+        .bind(i64::from(limit.clamp(1, 1000)))
+        .fetch_all(&self.readers)
+        .await
+        .map_err(query_err("listing reconciliations"))?;
+        rows.iter().map(scale::reconciliation_from_row).collect()
     }
 
     async fn ping(&self) -> bool {
