@@ -3,8 +3,9 @@
 //!
 //! The store keeps, per stream, the last occurrence a sync completed (`schedule_state`),
 //! whichever instance ran it; the next due occurrence is the first one after it. An instance
-//! that finds it due tries the stream's lease: one instance syncs, the others see the stream
-//! skipped and look again a third of a lease later — by then the occurrence is done, or its
+//! that finds it due takes the stream's lease and, holding it, checks the occurrence is still
+//! due (another may have just finished it): one instance syncs, the others find the lease taken
+//! and look again a third of a lease later — by then the occurrence is done, or its
 //! holder died and the lease expired, and one of them takes the stream over from its
 //! checkpoint. After downtime the occurrences missed are caught up by one sync, not one per
 //! tick. Sleeping until the next occurrence (rather than ticking an interval) means a slow sync
@@ -17,12 +18,19 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::connectors::definition::StreamDef;
+use crate::connectors::pull::LeaseMode;
 use crate::pipeline::{Runtime, Selection};
+use crate::store::scale::HeldLease;
 use crate::store::scale::ScheduleState;
 
 /// Runs every stream's schedule until the runtime's `stop` fires; a sync under way finishes
 /// the pages it fetched first.
 pub async fn run(rt: Arc<Runtime>) {
+    // At most `concurrent_streams` syncs at once in this instance: the rest of the due
+    // streams are left for other instances (or wait here for a free slot).
+    let slots = Arc::new(tokio::sync::Semaphore::new(
+        rt.config.pipeline.concurrent_streams.max(1),
+    ));
     let mut tasks = tokio::task::JoinSet::new();
     for c in &rt.connectors {
         for s in &c.def.streams {
@@ -32,6 +40,7 @@ pub async fn run(rt: Arc<Runtime>) {
             };
             tasks.spawn(stream_schedule(
                 rt.clone(),
+                slots.clone(),
                 c.def.name.clone(),
                 s.clone(),
                 cron,
@@ -90,6 +99,7 @@ pub fn due(cron: &croner::Cron, last: Option<DateTime<Utc>>, now: DateTime<Utc>)
 
 async fn stream_schedule(
     rt: Arc<Runtime>,
+    slots: Arc<tokio::sync::Semaphore>,
     connector: String,
     stream: StreamDef,
     cron: croner::Cron,
@@ -100,7 +110,8 @@ async fn stream_schedule(
         ..Default::default()
     };
     // Another instance holds the stream: look again a third of a lease later.
-    let poll = Duration::from_secs(rt.config.pipeline.lease_ttl_secs.max(3) / 3);
+    let ttl = Duration::from_secs(rt.config.pipeline.lease_ttl_secs);
+    let poll = ttl / 3;
     let stop = rt.stop.clone();
     let pause = |d: Duration| {
         let stop = stop.clone();
@@ -137,9 +148,6 @@ async fn stream_schedule(
             }
             Due::Now { occurrence, missed } => (occurrence, missed),
         };
-        if missed > 0 {
-            tracing::info!(connector = %connector, stream = %stream.name, missed, occurrence = %occurrence, "Catching up the occurrences missed while no instance ran: one sync covers them.");
-        }
         let pullers = match rt.pullers(&sel) {
             Ok(p) => p,
             Err(e) => {
@@ -147,10 +155,66 @@ async fn stream_schedule(
                 break;
             }
         };
-        let report = match rt.sync_run(&pullers, false, |_| {}).await {
-            Ok(r) => r,
+        let Some(puller) = pullers.first() else { break };
+        let slot = tokio::select! {
+            _ = rt.stop.cancelled() => break,
+            slot = slots.clone().acquire_owned() => slot,
+        };
+        let Ok(slot) = slot else { break };
+        // The occurrence is decided under the lease: another instance may have finished it
+        // between our reading the schedule and taking the lease.
+        let lease = match HeldLease::take(rt.store.clone(), &puller.lease_name(), &rt.instance, ttl)
+            .await
+        {
+            Ok(Ok((held, state))) => {
+                if let Some(from) = &state.took_over_from {
+                    puller.labels.lease_taken_over(from);
+                }
+                held
+            }
+            // Another instance syncs it (or its dead holder's lease has yet to expire).
+            Ok(Err(_)) => {
+                drop(slot);
+                if !pause(poll).await {
+                    break;
+                }
+                continue;
+            }
             Err(e) => {
+                tracing::warn!(connector = %connector, stream = %stream.name, error = %e, "Could not take the stream's lease; trying again.");
+                drop(slot);
+                if !pause(poll).await {
+                    break;
+                }
+                continue;
+            }
+        };
+        let still_due = match rt.store.schedule_state(&connector, &stream.name).await {
+            Ok(now) => now.map(|s| s.occurrence) == last.as_ref().map(|s| s.occurrence),
+            Err(_) => false,
+        };
+        if !still_due {
+            lease.release().await;
+            continue;
+        }
+        if missed > 0 {
+            tracing::info!(connector = %connector, stream = %stream.name, missed, occurrence = %occurrence, "Catching up the occurrences missed while no instance ran: one sync covers them.");
+        }
+        let report = tokio::select! {
+            r = rt.sync_run(&pullers, LeaseMode::Held, |_| {}) => Some(r),
+            _ = lease.lost.cancelled() => None,
+        };
+        let report = match report {
+            Some(Ok(r)) => r,
+            None => {
+                tracing::error!(connector = %connector, stream = %stream.name, "Lost the stream's lease mid-sync; another instance resumes it from the checkpoint.");
+                lease.release().await;
+                continue;
+            }
+            Some(Err(e)) => {
                 tracing::error!(connector = %connector, stream = %stream.name, error = %e, "Scheduled sync failed; trying again shortly.");
+                lease.release().await;
+                drop(slot);
                 if !pause(Duration::from_secs(30)).await {
                     break;
                 }
@@ -158,19 +222,13 @@ async fn stream_schedule(
             }
         };
         let Some(s) = report.streams.first() else {
+            lease.release().await;
             break;
         };
-        match s.outcome {
-            // Another instance syncs it (or waits out a dead holder's lease).
-            "skipped" => {
-                if !pause(poll).await {
-                    break;
-                }
-                continue;
-            }
+        if s.outcome == "stopped" {
             // Shut down mid-way: the occurrence stays due, so whoever runs next catches it up.
-            "stopped" => break,
-            _ => {}
+            lease.release().await;
+            break;
         }
         let state = ScheduleState {
             connector: connector.clone(),
@@ -186,6 +244,7 @@ async fn stream_schedule(
         if let Err(e) = rt.store.finish_occurrence(&state).await {
             tracing::warn!(connector = %connector, stream = %stream.name, error = %e, "Could not record the finished occurrence; it may run once more.");
         }
+        lease.release().await;
         tracing::info!(connector = %connector, stream = %stream.name, occurrence = %occurrence, outcome = s.outcome, published = report.published, failed = report.failed, "Scheduled sync finished.");
     }
 }

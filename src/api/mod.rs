@@ -320,6 +320,7 @@ mod tests {
             if !path.starts_with("/v1")
                 && !path.starts_with("/healthz")
                 && !path.starts_with("/readyz")
+                && !path.starts_with("/metrics")
             {
                 continue;
             }

@@ -118,8 +118,18 @@ pub struct LeaseSettings {
     /// This instance's name in the lease table.
     pub holder: String,
     pub ttl: Duration,
-    /// Wait for another holder to finish (`true`) or report the stream as skipped.
-    pub wait: bool,
+    pub mode: LeaseMode,
+}
+
+/// What a sync does about its stream's lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseMode {
+    /// Take it, waiting while another instance holds it (a manual sync).
+    Wait,
+    /// Take it, or report the stream skipped when another instance holds it.
+    Skip,
+    /// The caller holds it already (the scheduler, which checks the occurrence under it).
+    Held,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -322,12 +332,15 @@ impl StreamPuller {
             }
         };
         self.labels.running(true);
+        let lost = lease.as_ref().map(|l| l.lost.clone()).unwrap_or_default();
         let result = tokio::select! {
             r = self.sync_inner(ctx) => r.map_err(|e| ("error", e.to_string())),
-            _ = lease.lost.cancelled() => Err(("error", "another instance took the stream's lease over (this one could not renew it); it resumes from the checkpoint".to_owned())),
+            _ = lost.cancelled() => Err(("error", "another instance took the stream's lease over (this one could not renew it); it resumes from the checkpoint".to_owned())),
             reason = self.heartbeat(ctx.stall_after) => Err(("stalled", reason)),
         };
-        lease.release().await;
+        if let Some(l) = lease {
+            l.release().await;
+        }
         self.labels.running(false);
         let mut report = self.report();
         (report.outcome, report.error) = match result {
@@ -373,9 +386,18 @@ impl StreamPuller {
 
     /// The lease this sync runs under: `pull:<connector>/<checkpoint>`, so a backfill window
     /// (its own checkpoint) never waits for the live sync, nor the live sync for it.
-    async fn take_lease(&self, ctx: &PullContext) -> anyhow::Result<Option<HeldLease>> {
-        let name = format!("pull:{}/{}", self.connector, self.checkpoint_name());
+    pub fn lease_name(&self) -> String {
+        format!("pull:{}/{}", self.connector, self.checkpoint_name())
+    }
+
+    /// Takes the stream's lease as `ctx` says: `None` when the stream is skipped, `Some(None)`
+    /// when the caller holds it already.
+    async fn take_lease(&self, ctx: &PullContext) -> anyhow::Result<Option<Option<HeldLease>>> {
         let l = &ctx.lease;
+        if l.mode == LeaseMode::Held {
+            return Ok(Some(None));
+        }
+        let name = self.lease_name();
         let mut told = false;
         loop {
             let taken = retrying("taking a stream lease", ctx.store_patience, || {
@@ -387,9 +409,9 @@ impl StreamPuller {
                     if let Some(from) = &state.took_over_from {
                         self.labels.lease_taken_over(from);
                     }
-                    return Ok(Some(held));
+                    return Ok(Some(Some(held)));
                 }
-                Err(state) if !l.wait => {
+                Err(state) if l.mode == LeaseMode::Skip => {
                     tracing::debug!(lease = %name, holder = %state.holder, "Stream sync skipped: another instance holds its lease.");
                     return Ok(None);
                 }

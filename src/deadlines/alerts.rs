@@ -115,7 +115,8 @@ pub async fn run(
     cancel: tokio_util::sync::CancellationToken,
 ) {
     loop {
-        if let Err(e) = check(&rt).await {
+        // One instance checks at a time, so each alert is raised by one of them.
+        if let Some(Err(e)) = rt.exclusively("deadline-alerts", check(&rt)).await {
             tracing::warn!(error = %e, "Deadline check failed; it runs again at the next interval.");
         }
         tokio::select! {

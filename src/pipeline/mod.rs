@@ -21,7 +21,7 @@ use crate::bus::Bus;
 use crate::bus::amqp::AmqpBus;
 use crate::bus::memory::MemoryBus;
 use crate::config::Config;
-use crate::connectors::pull::{PullContext, StreamPuller, StreamReport};
+use crate::connectors::pull::{LeaseMode, PullContext, StreamPuller, StreamReport};
 use crate::connectors::window::Window;
 use crate::connectors::{self, Connector};
 use crate::schema::SchemaRegistry;
@@ -151,16 +151,68 @@ impl Runtime {
         })
     }
 
-    /// Starts the feed relay when the bus is RabbitMQ and the relay is enabled.
-    pub fn spawn_relay(&self, cancel: &CancellationToken) -> Option<JoinHandle<()>> {
-        let bus = self.amqp.clone().filter(|_| self.config.feeds.relay)?;
-        let relay = crate::feeds::relay::Relay {
-            store: self.store.clone(),
-            bus,
-            schema: self.schema.clone(),
-            feeds: self.config.feeds.clone(),
+    /// Runs `work` only while this instance holds lease `name` (another instance holding it
+    /// means that one does the work: `None`). The work is dropped if the lease is lost.
+    pub async fn exclusively<T>(
+        &self,
+        name: &str,
+        work: impl std::future::Future<Output = T>,
+    ) -> Option<T> {
+        let ttl = Duration::from_secs(self.config.pipeline.lease_ttl_secs);
+        let held = match crate::store::scale::HeldLease::take(
+            self.store.clone(),
+            name,
+            &self.instance,
+            ttl,
+        )
+        .await
+        {
+            Ok(Ok((held, state))) => {
+                if let Some(from) = state.took_over_from {
+                    tracing::warn!(lease = %name, from = %from, "Took over work whose holder stopped renewing its lease.");
+                }
+                held
+            }
+            Ok(Err(_)) => return None,
+            Err(e) => {
+                tracing::warn!(lease = %name, error = %e, "Could not take a lease; the work waits for the next round.");
+                return None;
+            }
         };
-        Some(tokio::spawn(relay.run(cancel.clone())))
+        let out = tokio::select! {
+            out = work => Some(out),
+            _ = held.lost.cancelled() => None,
+        };
+        held.release().await;
+        out
+    }
+
+    /// Starts the feed relay when the bus is RabbitMQ and the relay is enabled. One instance
+    /// relays at a time (lease `feed-relay`); the others stand by to take over.
+    pub fn spawn_relay(self: &Arc<Self>, cancel: &CancellationToken) -> Option<JoinHandle<()>> {
+        let bus = self.amqp.clone().filter(|_| self.config.feeds.relay)?;
+        let rt = self.clone();
+        let cancel = cancel.clone();
+        Some(tokio::spawn(async move {
+            let standby = Duration::from_secs(rt.config.pipeline.lease_ttl_secs.max(3) / 3);
+            while !cancel.is_cancelled() {
+                let relay = crate::feeds::relay::Relay {
+                    store: rt.store.clone(),
+                    bus: bus.clone(),
+                    schema: rt.schema.clone(),
+                    feeds: rt.config.feeds.clone(),
+                };
+                let ran = rt
+                    .exclusively("feed-relay", relay.run(cancel.clone()))
+                    .await;
+                if ran.is_none() {
+                    tokio::select! {
+                        _ = cancel.cancelled() => break,
+                        _ = tokio::time::sleep(standby) => {}
+                    }
+                }
+            }
+        }))
     }
 
     /// Starts the configured number of store writers.
@@ -300,9 +352,21 @@ impl Runtime {
             };
             let every = Duration::from_secs(rt.config.pipeline.push_interval_secs.max(1));
             loop {
-                tokio::select! {
-                    _ = cancel.cancelled() => break,
-                    _ = rt.push_once(&pushers) => {}
+                // One instance per push at a time (lease `push:<connector>/<push>`): the
+                // others skip the round.
+                let rounds = pushers.iter().map(|p| {
+                    let name = format!("push:{}/{}", p.connector, p.def.name);
+                    let rt = &rt;
+                    async move {
+                        rt.exclusively(&name, rt.push_once(std::slice::from_ref(p)))
+                            .await
+                    }
+                });
+                // A round runs to its end (shutdown waits for it, bounded by the grace
+                // period), so its receipts are kept and its leases given back.
+                futures_util::future::join_all(rounds).await;
+                if cancel.is_cancelled() {
+                    break;
                 }
                 tokio::select! {
                     _ = cancel.cancelled() => break,
@@ -321,15 +385,14 @@ impl Runtime {
         pullers: &[StreamPuller],
         on_tick: impl Fn(&[StreamPuller]),
     ) -> anyhow::Result<SyncReport> {
-        self.sync_run(pullers, true, on_tick).await
+        self.sync_run(pullers, LeaseMode::Wait, on_tick).await
     }
 
-    /// As [`Runtime::sync_once`]; `wait_for_lease` false reports a stream another instance
-    /// holds as skipped instead (the scheduler: that instance covers the occurrence).
+    /// As [`Runtime::sync_once`], with the streams' leases taken as `lease` says.
     pub async fn sync_run(
         &self,
         pullers: &[StreamPuller],
-        wait_for_lease: bool,
+        lease: LeaseMode,
         on_tick: impl Fn(&[StreamPuller]),
     ) -> anyhow::Result<SyncReport> {
         let started = std::time::Instant::now();
@@ -349,7 +412,7 @@ impl Runtime {
             lease: crate::connectors::pull::LeaseSettings {
                 holder: self.instance.clone(),
                 ttl: Duration::from_secs(p.lease_ttl_secs),
-                wait: wait_for_lease,
+                mode: lease,
             },
             stop: self.stop.clone(),
             stall_after: Duration::from_secs(p.stall_secs),

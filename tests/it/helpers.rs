@@ -16,7 +16,8 @@ use xiezhi::sim::{Faults, SimConfig, Simulators};
 pub const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/test";
 pub const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
-/// Tests that restart the broker take this for writing; every other broker test for reading.
+/// Tests that restart a service (RabbitMQ or PostgreSQL) take this for writing; every other
+/// test that uses the broker or the database, for reading.
 pub fn broker_lock() -> &'static RwLock<()> {
     static LOCK: std::sync::OnceLock<RwLock<()>> = std::sync::OnceLock::new();
     LOCK.get_or_init(|| RwLock::new(()))

@@ -11,5 +11,6 @@ mod feeds;
 mod operators;
 mod pipeline;
 mod process;
+mod production;
 mod push;
 mod repull;
