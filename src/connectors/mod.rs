@@ -65,6 +65,31 @@ impl Connector {
                 schema: schema.clone(),
             }));
         }
+        // A push's own mapping is checked like a stream's: a typo in it would otherwise
+        // silently leave a field out of every delivery.
+        for (i, p) in def.pushes.iter().enumerate() {
+            let at = |k: &str| format!("pushes[{i}] ({}).mapping.{k}", p.name);
+            let mapper = Mapper::compile(&p.mapping, schema.codes())
+                .map_err(|e| ConfigError::new(&def.file, at(&e.target), e.reason))?;
+            let record_schema = schema.schema(p.record_type);
+            let named = p
+                .fields
+                .iter()
+                .chain(p.only.iter().map(|w| &w.field))
+                .cloned();
+            for target in mapper.targets().chain(named) {
+                if !target_in_schema(record_schema, &schema, &target) {
+                    return Err(ConfigError::new(
+                        &def.file,
+                        format!("pushes[{i}] ({}).{target}", p.name),
+                        format!(
+                            "`{target}` is not a field of the national `{}` record (see schemas/v1/{}.json)",
+                            p.record_type, p.record_type
+                        ),
+                    ));
+                }
+            }
+        }
         Ok(Connector {
             def,
             upstream,
@@ -72,19 +97,24 @@ impl Connector {
         })
     }
 
-    /// The pushes of this connector (or one), each writing with its stream's mapping reversed.
+    /// The pushes of this connector (or one), each writing with its mapping (a stream's, or its
+    /// own) reversed.
     pub fn pushers(&self, only: Option<&str>) -> Vec<push::Pusher> {
         self.def
             .pushes
             .iter()
             .filter(|p| only.is_none_or(|o| o == p.name))
             .filter_map(|p| {
-                let stream = self.def.stream(&p.stream)?;
+                let mapping = match &p.stream {
+                    Some(name) => &self.def.stream(name)?.mapping,
+                    None => &p.mapping,
+                };
                 Some(push::Pusher {
                     connector: self.def.name.clone(),
                     def: p.clone(),
                     upstream: self.upstream.clone(),
-                    reverser: crate::normalize::reverse::Reverser::compile(&stream.mapping),
+                    reverser: crate::normalize::reverse::Reverser::compile(mapping)
+                        .restrict(&p.fields),
                 })
             })
             .collect()
