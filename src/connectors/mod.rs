@@ -565,4 +565,60 @@ mod tests {
         assert!(e.key.ends_with("mapping.party.nickname"), "{e}");
         assert!(e.reason.contains("not a field"), "{e}");
     }
+
+    /// A push says how it writes (a stream's mapping or its own, not both), and its mapping,
+    /// `fields` and `only` name national fields: a typo stops the start, not a delivery.
+    #[test]
+    fn a_push_is_checked_like_a_stream() {
+        let schema = Arc::new(SchemaRegistry::embedded().unwrap());
+        let text = |name: &str| {
+            definition::EMBEDDED
+                .iter()
+                .find(|(f, _)| f.starts_with(&format!("connectors/{name}")))
+                .unwrap()
+                .1
+                .to_owned()
+        };
+        let both = text("double-random").replace(
+            "name = \"credit-tiers\"\n",
+            "name = \"credit-tiers\"\nstream = \"tasks\"\n",
+        );
+        let e = definition::parse("double-random.toml", &both).unwrap_err();
+        assert!(e.key.ends_with("(credit-tiers).mapping"), "{e}");
+        let neither = text("hotline").replace(
+            "stream = \"workorders\"\nrecords = \"records\"",
+            "records = \"records\"",
+        );
+        let e = definition::parse("hotline-12345.toml", &neither).unwrap_err();
+        assert!(e.key.ends_with("(workorder-outcomes).stream"), "{e}");
+        for (from, to, key) in [
+            (
+                "\"resolved\"]",
+                "\"resolved\", \"outcome\"]",
+                "(workorder-outcomes).outcome",
+            ),
+            (
+                "field = \"enforcement_case_number\"",
+                "field = \"case_no\"",
+                "(workorder-outcomes).case_no",
+            ),
+        ] {
+            let d = definition::parse("hotline-12345.toml", &text("hotline").replace(from, to))
+                .unwrap();
+            let e = Connector::load(d, schema.clone(), &env)
+                .err()
+                .expect("refused");
+            assert!(
+                e.key.ends_with(key) && e.reason.contains("not a field"),
+                "{e}"
+            );
+        }
+        let d = definition::parse(
+            "double-random.toml",
+            &text("double-random").replace("period = \"ratePeriod\"", "periode = \"ratePeriod\""),
+        )
+        .unwrap();
+        let e = Connector::load(d, schema, &env).err().expect("refused");
+        assert!(e.key.ends_with("(credit-tiers).periode"), "{e}");
+    }
 }

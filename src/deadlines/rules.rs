@@ -1048,4 +1048,38 @@ mod tests {
             assert_eq!(parse_record_date(text), date, "{text:?}");
         }
     }
+
+    /// Publication receipts count for the publication rules; the outcome sent back to the
+    /// hotline is not a reply and counts for no rule.
+    #[test]
+    fn only_the_named_push_targets_are_evidence() {
+        let rules = Rules::default();
+        let to = |rule: &Rule, target: &str| rule.counts_delivery_to(target);
+        assert!(to(
+            &rules.publish_penalty,
+            "credit-platform/publish-penalties"
+        ));
+        assert!(to(
+            &rules.publish_inspection_result,
+            "credit-platform/publish-spot-check-results"
+        ));
+        assert!(!to(
+            &rules.publish_penalty,
+            "credit-platformx/publish-penalties"
+        ));
+        assert!(!to(&rules.publish_penalty, "internet-plus/check-action"));
+        assert!(
+            rules
+                .iter()
+                .all(|r| !to(r, "hotline-12345/workorder-outcomes"))
+        );
+        let local =
+            Rules::from_toml_str("[hotline_reply]\nevidence_from = [\"hotline-12345/replies\"]\n")
+                .unwrap();
+        assert!(to(&local.hotline_reply, "hotline-12345/replies"));
+        assert!(!to(
+            &local.hotline_reply,
+            "hotline-12345/workorder-outcomes"
+        ));
+    }
 }
