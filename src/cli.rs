@@ -361,7 +361,8 @@ async fn demo(mut config: Config, args: SimArgs, no_serve: bool) -> anyhow::Resu
     let truths = reconcile::fetch_truth(&rt.base_urls()).await?;
     let rec = reconcile::reconcile(rt.store.as_ref(), &truths).await?;
     print_summary(&report, &rec);
-    // Deliver to the upstreams that publish (双公示) and compare with what they accepted.
+    // Deliver to the upstreams that take data back (双公示, 双随机 results, tiers, 12345
+    // outcomes) and compare with what they accepted.
     let pushers = rt.pushers(&Selection::default())?;
     let pushed = rt.push_once(&pushers).await;
     println!();
@@ -369,14 +370,20 @@ async fn demo(mut config: Config, args: SimArgs, no_serve: bool) -> anyhow::Resu
     let delivered = reconcile::reconcile_pushes(rt.store.as_ref(), &pushers).await?;
     for d in &delivered {
         println!(
-            "{:<36} {:>9} stored {:>9} accepted{}",
+            "{:<44} {:>9} stored {:>9} accepted{}",
             d.target,
             d.stored,
             d.accepted,
             if d.ok() {
                 String::new()
             } else {
-                format!("  missing {}: {}", d.missing_count, d.missing.join(", "))
+                format!(
+                    "  missing {}: {}; unexpected {}: {}",
+                    d.missing_count,
+                    d.missing.join(", "),
+                    d.unexpected_count,
+                    d.unexpected.join(", ")
+                )
             }
         );
     }
@@ -384,7 +391,7 @@ async fn demo(mut config: Config, args: SimArgs, no_serve: bool) -> anyhow::Resu
     println!(
         "{}",
         if delivered_ok {
-            "DELIVERED: every stored penalty and licence accepted by the credit platform, every inspection by Internet+Supervision."
+            "DELIVERED: every stored penalty and licence accepted by the credit platform, every inspection by Internet+Supervision, every random-inspection result by the credit platform, every credit tier by double-random, and the outcome of every 12345 ticket that became a case by the hotline."
         } else {
             "NOT DELIVERED: see the rows above."
         }
@@ -477,12 +484,12 @@ fn print_deadlines(s: &crate::deadlines::report::DeadlineSummary) {
 
 fn print_pushes(reports: &[crate::connectors::push::PushReport]) {
     println!(
-        "{:<16} {:<20} {:<12} {:>8} {:>9} {:>8}  status",
+        "{:<16} {:<27} {:<17} {:>8} {:>9} {:>8}  status",
         "target", "push", "type", "sent", "accepted", "refused"
     );
     for r in reports {
         println!(
-            "{:<16} {:<20} {:<12} {:>8} {:>9} {:>8}  {}",
+            "{:<16} {:<27} {:<17} {:>8} {:>9} {:>8}  {}",
             r.connector,
             r.push,
             r.record_type,

@@ -233,7 +233,22 @@ pub struct PushDef {
     pub path: String,
     /// The pull stream whose mapping, turned around, writes the upstream's fields (one dialect,
     /// written down once).
-    pub stream: String,
+    #[serde(default)]
+    pub stream: Option<String>,
+    /// The upstream's dialect for these records when no pull stream of this connector reads
+    /// them (the system only takes them): written like a pull mapping (national field ← upstream
+    /// field) and turned around the same way. Exactly one of `stream` and `mapping`.
+    #[serde(default)]
+    pub mapping: std::collections::BTreeMap<String, crate::normalize::mapping::FieldSpec>,
+    /// The national fields sent (dot paths; a path selects its sub-fields too). Empty: every
+    /// field the mapping writes. An upstream that takes only part of a record (an outcome, not
+    /// the whole ticket) says which part here.
+    #[serde(default)]
+    pub fields: Vec<String>,
+    /// Only records meeting this condition (on the national record, same shape as a mapping's
+    /// `when`) are sent; a record delivered before that stops meeting it is withdrawn.
+    #[serde(default)]
+    pub only: Option<crate::normalize::mapping::When>,
     /// Key of the records array in the request body (`items`, `rows`).
     pub records: String,
     /// Body field carrying a batch number, for upstreams that number their batches.
@@ -447,14 +462,35 @@ impl ConnectorDef {
             if !p.path.starts_with('/') {
                 return Err(self.err(at("path"), "must start with `/`"));
             }
-            if self.stream(&p.stream).is_none() {
-                return Err(self.err(
-                    at("stream"),
-                    format!(
-                        "no stream `{}` in this connector to take the mapping from",
-                        p.stream
-                    ),
-                ));
+            match (&p.stream, p.mapping.is_empty()) {
+                (Some(stream), true) => {
+                    if self.stream(stream).is_none() {
+                        return Err(self.err(
+                            at("stream"),
+                            format!(
+                                "no stream `{stream}` in this connector to take the mapping from"
+                            ),
+                        ));
+                    }
+                }
+                (None, false) => {}
+                (Some(_), false) => {
+                    return Err(self.err(
+                        at("mapping"),
+                        "give either `stream` (reuse a pull stream's mapping) or `mapping`, not both",
+                    ));
+                }
+                (None, true) => {
+                    return Err(self.err(
+                        at("stream"),
+                        "say how records are written: `stream` (a pull stream's mapping) or `mapping`",
+                    ));
+                }
+            }
+            if let Some(w) = &p.only
+                && w.field.trim().is_empty()
+            {
+                return Err(self.err(at("only.field"), "must name a national field"));
             }
             if p.batch == 0 || p.batch > 1000 {
                 return Err(self.err(at("batch"), "must be between 1 and 1000"));
@@ -510,7 +546,10 @@ impl ConnectorDef {
             if s.mapping.is_empty() {
                 return Err(self.err(at("mapping"), "a stream needs a mapping"));
             }
-            if let Some(p) = self.pushes.iter().find(|p| p.stream == s.name)
+            if let Some(p) = self
+                .pushes
+                .iter()
+                .find(|p| p.stream.as_deref() == Some(s.name.as_str()))
                 && p.record_type != s.record_type
             {
                 return Err(self.err(

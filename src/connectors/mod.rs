@@ -65,6 +65,31 @@ impl Connector {
                 schema: schema.clone(),
             }));
         }
+        // A push's own mapping is checked like a stream's: a typo in it would otherwise
+        // silently leave a field out of every delivery.
+        for (i, p) in def.pushes.iter().enumerate() {
+            let at = |k: &str| format!("pushes[{i}] ({}).mapping.{k}", p.name);
+            let mapper = Mapper::compile(&p.mapping, schema.codes())
+                .map_err(|e| ConfigError::new(&def.file, at(&e.target), e.reason))?;
+            let record_schema = schema.schema(p.record_type);
+            let named = p
+                .fields
+                .iter()
+                .chain(p.only.iter().map(|w| &w.field))
+                .cloned();
+            for target in mapper.targets().chain(named) {
+                if !target_in_schema(record_schema, &schema, &target) {
+                    return Err(ConfigError::new(
+                        &def.file,
+                        format!("pushes[{i}] ({}).{target}", p.name),
+                        format!(
+                            "`{target}` is not a field of the national `{}` record (see schemas/v1/{}.json)",
+                            p.record_type, p.record_type
+                        ),
+                    ));
+                }
+            }
+        }
         Ok(Connector {
             def,
             upstream,
@@ -72,19 +97,24 @@ impl Connector {
         })
     }
 
-    /// The pushes of this connector (or one), each writing with its stream's mapping reversed.
+    /// The pushes of this connector (or one), each writing with its mapping (a stream's, or its
+    /// own) reversed.
     pub fn pushers(&self, only: Option<&str>) -> Vec<push::Pusher> {
         self.def
             .pushes
             .iter()
             .filter(|p| only.is_none_or(|o| o == p.name))
             .filter_map(|p| {
-                let stream = self.def.stream(&p.stream)?;
+                let mapping = match &p.stream {
+                    Some(name) => &self.def.stream(name)?.mapping,
+                    None => &p.mapping,
+                };
                 Some(push::Pusher {
                     connector: self.def.name.clone(),
                     def: p.clone(),
                     upstream: self.upstream.clone(),
-                    reverser: crate::normalize::reverse::Reverser::compile(&stream.mapping),
+                    reverser: crate::normalize::reverse::Reverser::compile(mapping)
+                        .restrict(&p.fields),
                 })
             })
             .collect()
@@ -536,5 +566,61 @@ mod tests {
         let e = Connector::load(d, schema, &env).err().expect("refused");
         assert!(e.key.ends_with("mapping.party.nickname"), "{e}");
         assert!(e.reason.contains("not a field"), "{e}");
+    }
+
+    /// A push says how it writes (a stream's mapping or its own, not both), and its mapping,
+    /// `fields` and `only` name national fields: a typo stops the start, not a delivery.
+    #[test]
+    fn a_push_is_checked_like_a_stream() {
+        let schema = Arc::new(SchemaRegistry::embedded().unwrap());
+        let text = |name: &str| {
+            definition::EMBEDDED
+                .iter()
+                .find(|(f, _)| f.starts_with(&format!("connectors/{name}")))
+                .unwrap()
+                .1
+                .to_owned()
+        };
+        let both = text("double-random").replace(
+            "name = \"credit-tiers\"\n",
+            "name = \"credit-tiers\"\nstream = \"tasks\"\n",
+        );
+        let e = definition::parse("double-random.toml", &both).unwrap_err();
+        assert!(e.key.ends_with("(credit-tiers).mapping"), "{e}");
+        let neither = text("hotline").replace(
+            "stream = \"workorders\"\nrecords = \"records\"",
+            "records = \"records\"",
+        );
+        let e = definition::parse("hotline-12345.toml", &neither).unwrap_err();
+        assert!(e.key.ends_with("(workorder-outcomes).stream"), "{e}");
+        for (from, to, key) in [
+            (
+                "\"resolved\"]",
+                "\"resolved\", \"outcome\"]",
+                "(workorder-outcomes).outcome",
+            ),
+            (
+                "field = \"enforcement_case_number\"",
+                "field = \"case_no\"",
+                "(workorder-outcomes).case_no",
+            ),
+        ] {
+            let d = definition::parse("hotline-12345.toml", &text("hotline").replace(from, to))
+                .unwrap();
+            let e = Connector::load(d, schema.clone(), &env)
+                .err()
+                .expect("refused");
+            assert!(
+                e.key.ends_with(key) && e.reason.contains("not a field"),
+                "{e}"
+            );
+        }
+        let d = definition::parse(
+            "double-random.toml",
+            &text("double-random").replace("period = \"ratePeriod\"", "periode = \"ratePeriod\""),
+        )
+        .unwrap();
+        let e = Connector::load(d, schema, &env).err().expect("refused");
+        assert!(e.key.ends_with("(credit-tiers).periode"), "{e}");
     }
 }

@@ -59,6 +59,11 @@ pub enum PushError {
 }
 
 impl Pusher {
+    /// Whether a live record is one this push delivers (its `only` condition, when it has one).
+    pub fn wants(&self, record: &Value) -> bool {
+        self.def.only.as_ref().is_none_or(|w| w.holds(record))
+    }
+
     /// `<connector>/<push>`: names the cursor and the receipts.
     pub fn target(&self) -> String {
         format!("{}/{}", self.connector, self.def.name)
@@ -188,6 +193,13 @@ impl Pusher {
                     // Never delivered: nothing to withdraw.
                     _ => continue,
                 }
+            } else if !self.wants(&c.data) {
+                // Out of this push's scope (a ticket without a case number): nothing to send,
+                // unless an earlier version was delivered, which the upstream must then drop.
+                if !known.remove(&c.key) {
+                    continue;
+                }
+                ("delete", c.data.clone())
             } else if known.contains(&c.key) {
                 ("update", c.data.clone())
             } else {
@@ -203,8 +215,13 @@ impl Pusher {
                 };
                 m.insert(o.field.clone(), Value::String(v.clone()));
             }
-            // Later changes of the same key in this batch are updates of this one.
-            known.insert(c.key.clone());
+            // Later changes of the same key in this batch are updates of this one (after a
+            // withdrawal, a fresh insert).
+            if op == "delete" {
+                known.remove(&c.key);
+            } else {
+                known.insert(c.key.clone());
+            }
             items.push(item.clone());
             sent.push((c, op, item));
         }

@@ -1,8 +1,9 @@
 //! Deadlines, read side: every stored record a rule applies to, evaluated now, with its evidence
 //! (`GET /v1/deadlines`, `xiezhi deadlines`).
 //!
-//! Delivery evidence is the first accepted push receipt of the record (the 双公示 publication at
-//! the credit platform, for penalties and licences); records that carry their own completion
+//! Delivery evidence is the first accepted push receipt of the record at a target the rule names
+//! (`evidence_from`: the 双公示 publication at the credit platform, for penalties and licences,
+//! and the credit platform's publication of random-inspection results); records that carry their own completion
 //! field (a ticket's reply time, a result's publication date) are judged by it. Evaluation walks
 //! the store by key pages, so memory stays flat whatever the number of records.
 
@@ -85,13 +86,19 @@ pub async fn evaluate(
             for (key, data) in page {
                 // Evidence is read only for records that have a publication rule to judge.
                 let receipts = store.push_receipts(t, &key).await?;
-                let first = receipts
-                    .iter()
-                    .filter(|r| r.accepted)
-                    .min_by_key(|r| r.sent_at)
-                    .cloned();
-                let delivered = first.as_ref().map(|r| local(r.sent_at));
-                for state in rules.evaluate(calendar, t.as_str(), &data, delivered, now) {
+                // Each rule counts only deliveries to the targets it names (a publication, not
+                // any push of the record).
+                let states = rules.iter().filter_map(|rule| {
+                    let first = receipts
+                        .iter()
+                        .filter(|r| r.accepted && rule.counts_delivery_to(&r.target))
+                        .min_by_key(|r| r.sent_at)
+                        .cloned();
+                    let delivered = first.as_ref().map(|r| local(r.sent_at));
+                    rule.evaluate(calendar, t.as_str(), &data, delivered, now)
+                        .map(|state| (state, first))
+                });
+                for (state, first) in states {
                     if filter.rule.as_ref().is_some_and(|r| *r != state.rule) {
                         continue;
                     }
@@ -109,7 +116,7 @@ pub async fn evaluate(
                         out.rows.push(DeadlineRow {
                             record_type: t,
                             key: key.clone(),
-                            evidence: if met { first.clone() } else { None },
+                            evidence: if met { first } else { None },
                             state,
                         });
                     }

@@ -56,6 +56,12 @@ pub struct Rule {
     /// evidence, and is ignored. Leave it out where proof comes only from delivery records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub done_field: Option<String>,
+    /// Push targets whose accepted delivery of the record proves the obligation met (the
+    /// publication platform): `connector` for any of its pushes, or `connector/push`. Empty: no
+    /// delivery counts, only `done_field` — a push that is not a publication (the outcome sent
+    /// back to the 12345 hotline) must not stop a clock.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evidence_from: Vec<String>,
     /// Whether `days` are working or calendar days.
     pub unit: Unit,
     /// The limit when `by_field` selects nothing.
@@ -170,6 +176,7 @@ impl Default for Rules {
             record_type: record_type.to_owned(),
             start_field: start.to_owned(),
             done_field: done.map(str::to_owned),
+            evidence_from: Vec::new(),
             unit: Unit::Working,
             days,
             by_field: None,
@@ -185,18 +192,28 @@ impl Default for Rules {
             // Neither the penalty nor the licence schema has a publication date (`publish_until`
             // is the end of the publication period, not its start), so proof of publication comes
             // from delivery to the credit platform, passed in as `delivered_at`.
-            publish_penalty: working("publish_penalty", "penalty", "decision_date", None, 7),
-            publish_license: working("publish_license", "license", "decision_date", None, 7),
+            publish_penalty: Rule {
+                evidence_from: vec!["credit-platform".to_owned()],
+                ..working("publish_penalty", "penalty", "decision_date", None, 7)
+            },
+            publish_license: Rule {
+                evidence_from: vec!["credit-platform".to_owned()],
+                ..working("publish_license", "license", "decision_date", None, 7)
+            },
             // The schema has no `checked_on` and no end-of-check date (REFERENCE 9.1 counts from
             // the end of the check); `inspected_on` (检查日期) is the closest field. `published_on`
-            // (公示日期) is the proof of publication.
-            publish_inspection_result: working(
-                "publish_inspection_result",
-                "spot_check_result",
-                "inspected_on",
-                Some("published_on"),
-                20,
-            ),
+            // (公示日期) is the proof of publication, and so is the credit platform's receipt of
+            // the result (its publication push), whichever came first.
+            publish_inspection_result: Rule {
+                evidence_from: vec!["credit-platform".to_owned()],
+                ..working(
+                    "publish_inspection_result",
+                    "spot_check_result",
+                    "inspected_on",
+                    Some("published_on"),
+                    20,
+                )
+            },
             // REFERENCE 5.3 default proposal, keyed by the `hotline_category` code table:
             // 咨询 3 WD; 求助/投诉/举报/建议 10 WD; 表扬 (6) and 其他 (9) fall back to `days`.
             // `replied_at` (答复时间) stops the clock: `closed_at` only follows the 回访, which the
@@ -318,6 +335,16 @@ impl Rules {
 }
 
 impl Rule {
+    /// Whether an accepted delivery to `target` (`connector/push`) is evidence for this rule.
+    pub fn counts_delivery_to(&self, target: &str) -> bool {
+        self.evidence_from.iter().any(|e| {
+            target == e
+                || target
+                    .strip_prefix(e.as_str())
+                    .is_some_and(|rest| rest.starts_with('/'))
+        })
+    }
+
     /// Whether this rule binds `record` of `record_type`.
     pub fn applies_to(&self, record_type: &str, record: &Value) -> bool {
         if !self.enabled || self.record_type != record_type {
@@ -1020,5 +1047,39 @@ mod tests {
         for (text, date) in cases {
             assert_eq!(parse_record_date(text), date, "{text:?}");
         }
+    }
+
+    /// Publication receipts count for the publication rules; the outcome sent back to the
+    /// hotline is not a reply and counts for no rule.
+    #[test]
+    fn only_the_named_push_targets_are_evidence() {
+        let rules = Rules::default();
+        let to = |rule: &Rule, target: &str| rule.counts_delivery_to(target);
+        assert!(to(
+            &rules.publish_penalty,
+            "credit-platform/publish-penalties"
+        ));
+        assert!(to(
+            &rules.publish_inspection_result,
+            "credit-platform/publish-spot-check-results"
+        ));
+        assert!(!to(
+            &rules.publish_penalty,
+            "credit-platformx/publish-penalties"
+        ));
+        assert!(!to(&rules.publish_penalty, "internet-plus/check-action"));
+        assert!(
+            rules
+                .iter()
+                .all(|r| !to(r, "hotline-12345/workorder-outcomes"))
+        );
+        let local =
+            Rules::from_toml_str("[hotline_reply]\nevidence_from = [\"hotline-12345/replies\"]\n")
+                .unwrap();
+        assert!(to(&local.hotline_reply, "hotline-12345/replies"));
+        assert!(!to(
+            &local.hotline_reply,
+            "hotline-12345/workorder-outcomes"
+        ));
     }
 }

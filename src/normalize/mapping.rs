@@ -87,7 +87,8 @@ pub struct When {
 }
 
 impl When {
-    fn holds(&self, up: &Value) -> bool {
+    /// Whether `up` meets the condition (also used on national records, by push filters).
+    pub fn holds(&self, up: &Value) -> bool {
         let v = lookup(up, &self.field);
         if let Some(p) = self.present
             && p != v.is_some()

@@ -24,6 +24,8 @@ struct Field {
     amount: Option<AmountUnit>,
     date: Option<String>,
     datetime: Option<String>,
+    /// RFC 3339 back to epoch milliseconds (sent as a JSON number).
+    epoch_ms: bool,
     /// National code → the upstream's own value (the rule's `aliases`, inverted).
     aliases: std::collections::BTreeMap<String, String>,
     /// The rule applied only when this upstream field had this value: write it back.
@@ -60,6 +62,7 @@ impl Reverser {
                     amount: None,
                     date: None,
                     datetime: None,
+                    epoch_ms: false,
                     aliases: Default::default(),
                     when: None,
                 }),
@@ -72,6 +75,7 @@ impl Reverser {
                         amount: rule.amount,
                         date: rule.date.clone(),
                         datetime: rule.datetime.clone(),
+                        epoch_ms: rule.epoch_ms,
                         aliases: rule
                             .aliases
                             .iter()
@@ -93,6 +97,26 @@ impl Reverser {
         r
     }
 
+    /// Keeps only the rules writing one of `fields` (national dot paths; a path keeps its
+    /// sub-fields too). Empty `fields` keeps everything.
+    pub fn restrict(mut self, fields: &[String]) -> Reverser {
+        if fields.is_empty() {
+            return self;
+        }
+        let wanted = |target: &str| {
+            fields.iter().any(|f| {
+                target == f
+                    || target
+                        .strip_prefix(f.as_str())
+                        .is_some_and(|rest| rest.starts_with('.'))
+            })
+        };
+        self.fields.retain(|f| wanted(&f.target));
+        self.zips.retain(|z| wanted(&z.target));
+        self.skipped.retain(|t| wanted(t));
+        self
+    }
+
     /// The upstream record for `national`. Absent national fields are left out.
     pub fn write(&self, national: &Value, codes: &CodeTables) -> Value {
         let mut out = Value::Object(Map::new());
@@ -101,12 +125,13 @@ impl Reverser {
                 continue;
             };
             if let Some(text) = f.render(v, codes) {
-                // Amounts go as JSON numbers, as the upstreams send them.
-                let value = match f.amount {
-                    Some(_) => serde_json::from_str::<serde_json::Number>(&text)
+                // Amounts and epoch instants go as JSON numbers, as the upstreams send them.
+                let value = if f.amount.is_some() || f.epoch_ms {
+                    serde_json::from_str::<serde_json::Number>(&text)
                         .map(Value::Number)
-                        .unwrap_or(Value::String(text)),
-                    None => Value::String(text),
+                        .unwrap_or(Value::String(text))
+                } else {
+                    Value::String(text)
                 };
                 set_path(&mut out, &f.upstream, value);
             } else if f.is_plain() {
@@ -154,6 +179,7 @@ impl Field {
             && self.amount.is_none()
             && self.date.is_none()
             && self.datetime.is_none()
+            && !self.epoch_ms
     }
 
     /// The upstream text of a national value, or `None` to copy it as it is (plain fields).
@@ -192,6 +218,11 @@ impl Field {
                 return chrono::NaiveDate::parse_from_str(&text, "%Y-%m-%d")
                     .ok()
                     .map(|d| d.format(fmt).to_string());
+            }
+            if self.epoch_ms {
+                return chrono::DateTime::parse_from_rfc3339(&text)
+                    .ok()
+                    .map(|t| t.timestamp_millis().to_string());
             }
             if let Some(fmt) = &self.datetime {
                 return chrono::DateTime::parse_from_rfc3339(&text).ok().map(|t| {
@@ -314,5 +345,44 @@ mod tests {
         let (again, errors) = mapper.map(&back, schema.codes());
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(again, national);
+    }
+
+    /// The hotline's outcome push: only the fields it names, instants back to epoch
+    /// milliseconds, labels back for codes.
+    #[test]
+    fn a_restricted_reversal_writes_only_the_outcome_in_the_hotlines_dialect() {
+        let schema = SchemaRegistry::embedded().unwrap();
+        let def = crate::connectors::definition::embedded()
+            .unwrap()
+            .into_iter()
+            .find(|d| d.name == "hotline-12345")
+            .unwrap();
+        let push = def
+            .pushes
+            .iter()
+            .find(|p| p.name == "workorder-outcomes")
+            .unwrap();
+        let stream = def.stream("workorders").unwrap();
+        let reverser = Reverser::compile(&stream.mapping).restrict(&push.fields);
+        let national = json!({
+            "ticket_number": "LT12345202503150012", "title": "噪音扰民", "content": "……",
+            "citizen_phone": "13800000000", "status": {"code": "CLOSED", "label": "办结归档"},
+            "handling_agency": {"name": "灵台县市场监督管理局", "uscc": "11620822MB1234567X"},
+            "reply": "已立案查处", "replied_at": "2025-03-16T09:30:00+08:00",
+            "closed_at": "2025-03-18T10:00:00+08:00",
+            "resolved": {"code": "1", "label": "已解决"}, "enforcement_case_number": "灵市监立〔2025〕12号"
+        });
+        assert_eq!(
+            reverser.write(&national, schema.codes()),
+            json!({
+                "orderNo": "LT12345202503150012", "status": "办结归档",
+                "handleDeptName": "灵台县市场监督管理局", "handleDeptCode": "11620822MB1234567X",
+                "replyContent": "已立案查处", "replyTime": 1742088600000i64,
+                "finishTime": 1742263200000i64, "solveStatus": "已解决", "caseNo": "灵市监立〔2025〕12号"
+            })
+        );
+        let only = push.only.as_ref().unwrap();
+        assert!(only.holds(&national));
+        assert!(!only.holds(&json!({"ticket_number": "x", "enforcement_case_number": " "})));
     }
 }

@@ -177,7 +177,8 @@ pub struct Accepted {
     pub accepted: BTreeMap<String, Vec<String>>,
 }
 
-/// One push target: the store's live records of its type against what the upstream accepted.
+/// One push target: the store's live records of its type (those its `only` condition selects)
+/// against what the upstream accepted.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PushReconciliation {
     pub target: String,
@@ -187,11 +188,15 @@ pub struct PushReconciliation {
     /// Stored keys the upstream has not accepted (at most 20 shown).
     pub missing: Vec<String>,
     pub missing_count: usize,
+    /// Keys the upstream holds as live that it should not: not stored, or outside the push's
+    /// `only` condition (at most 20 shown).
+    pub unexpected: Vec<String>,
+    pub unexpected_count: usize,
 }
 
 impl PushReconciliation {
     pub fn ok(&self) -> bool {
-        self.missing_count == 0
+        self.missing_count == 0 && self.unexpected_count == 0
     }
 }
 
@@ -220,14 +225,36 @@ pub async fn reconcile_pushes(
             .get(t.as_str())
             .map(|v| v.iter().map(String::as_str).collect())
             .unwrap_or_default();
-        let mut stored = 0;
-        let mut missing = Vec::new();
-        for key in store.keys(t).await? {
-            stored += 1;
-            if !taken.contains(key.as_str()) {
-                missing.push(key);
+        // The records this push is for: every live one, or those meeting its `only` condition.
+        let wanted: Vec<String> = if p.def.only.is_none() {
+            store.keys(t).await?
+        } else {
+            let mut keys = Vec::new();
+            let mut after = String::new();
+            loop {
+                let page = store.records_page(t, &after, 1000).await?;
+                let Some((last, _)) = page.last() else { break };
+                after = last.clone();
+                keys.extend(
+                    page.into_iter()
+                        .filter(|(_, data)| p.wants(data))
+                        .map(|(k, _)| k),
+                );
             }
-        }
+            keys
+        };
+        let stored = wanted.len();
+        let missing: Vec<String> = wanted
+            .iter()
+            .filter(|k| !taken.contains(k.as_str()))
+            .cloned()
+            .collect();
+        let wanted: BTreeSet<&str> = wanted.iter().map(String::as_str).collect();
+        let unexpected: Vec<String> = taken
+            .iter()
+            .filter(|k| !wanted.contains(*k))
+            .map(|k| (*k).to_owned())
+            .collect();
         out.push(PushReconciliation {
             target: p.target(),
             record_type: t.to_string(),
@@ -235,6 +262,8 @@ pub async fn reconcile_pushes(
             accepted: taken.len(),
             missing_count: missing.len(),
             missing: missing.into_iter().take(20).collect(),
+            unexpected_count: unexpected.len(),
+            unexpected: unexpected.into_iter().take(20).collect(),
         });
     }
     Ok(out)

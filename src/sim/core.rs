@@ -777,7 +777,7 @@ async fn data(
 }
 
 /// `Authorization: Bearer <token>` (provincial, double-random).
-fn auth_bearer(core: &Core, headers: &HeaderMap, var: &str) -> Result<(), Response> {
+pub(super) fn auth_bearer(core: &Core, headers: &HeaderMap, var: &str) -> Result<(), Response> {
     let expected = core.creds.get(var);
     let given = headers
         .get(header::AUTHORIZATION)

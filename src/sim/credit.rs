@@ -679,6 +679,102 @@ fn check_party(it: &mut Item, k: &[&'static str; 13]) {
     }
 }
 
+/// The fields of a published random-inspection result (`CC_` = 抽查, in the style of the 2021
+/// 双公示 codes), plus the envelope the platform assigns itself.
+const SPOT_RESULT_FIELDS: [&str; 14] = [
+    "OP",
+    "ID",
+    "SJC",
+    "BZ",
+    "DFBM",
+    "CC_RWBH",
+    "CC_XDR_MC",
+    "CC_XDR_LB",
+    "CC_XDR_SHXYM",
+    "CC_CCJG",
+    "CC_JCRQ",
+    "CC_GSRQ",
+    "CC_JCJG",
+    "CC_JCJGDM",
+];
+
+/// The labels the platform publishes results under (the canonical set, REFERENCE §6.4).
+pub const SPOT_RESULT_LABELS: [&str; 14] = [
+    "未发现问题",
+    "发现问题经责令已改正",
+    "发现问题待后续处理",
+    "未发现开展本次抽查涉及的经营活动",
+    "通过登记的住所(经营场所)无法联系",
+    "不配合检查情节严重",
+    "未按规定公示应当公示的信息",
+    "公示信息隐瞒真实情况、弄虚作假",
+    "已关闭停业或正在组织清算",
+    "注销",
+    "吊销",
+    "撤销",
+    "迁出",
+    "违反其他相关规定",
+];
+
+/// Checks one pushed 双随机 result (`POST /api/v2/publish/spot-check-results`) as the platform
+/// does. Key: `<CC_RWBH>:<CC_XDR_SHXYM>` (task number and the inspected subject's USCC).
+pub fn check_spot_result(raw: &str) -> Checked {
+    let mut it = match Item::parse(raw, Lang::Zh) {
+        Ok(it) => it,
+        Err(rejected) => return rejected,
+    };
+    let op = match it.text("OP").as_deref() {
+        None | Some("I") | Some("U") => PushOp::Put,
+        Some("D") => PushOp::Delete,
+        Some(other) => {
+            it.bad_code("OP", other, &["I", "U", "D"]);
+            PushOp::Put
+        }
+    };
+    let task = it.required("CC_RWBH");
+    let uscc = it.required("CC_XDR_SHXYM");
+    it.uscc("CC_XDR_SHXYM", &uscc);
+    let key = format!("{}:{}", task.unwrap_or_default(), uscc.unwrap_or_default());
+    it.unknown_fields(&SPOT_RESULT_FIELDS);
+    // A withdrawal names the publication; the rest of the item is not looked at.
+    if op == PushOp::Delete {
+        return it.finish(key, op, &NOT_CONTENT);
+    }
+    it.required("CC_XDR_MC");
+    let category = it.text("CC_XDR_LB");
+    let labels = [
+        PartyKind::Company.label(),
+        PartyKind::Person.label(),
+        PartyKind::Individual.label(),
+    ];
+    it.code("CC_XDR_LB", &category, &labels);
+    let results: Vec<String> = it
+        .required("CC_CCJG")
+        .map(|c| c.split(';').map(|p| p.trim().to_string()).collect())
+        .unwrap_or_default();
+    for r in &results {
+        if !SPOT_RESULT_LABELS.contains(&r.as_str()) {
+            it.bad_code("CC_CCJG", r, &SPOT_RESULT_LABELS);
+        }
+    }
+    let inspected = it.required("CC_JCRQ");
+    let inspected = it.date("CC_JCRQ", &inspected, b'/');
+    let published = it.text("CC_GSRQ");
+    let published = it.date("CC_GSRQ", &published, b'/');
+    if let (Some(p), Some(i)) = (published, inspected)
+        && p < i
+    {
+        it.problem("CC_GSRQ", "E_RANGE", "公示日期早于检查日期".into());
+    }
+    it.required("CC_JCJG");
+    let agency_code = it.text("CC_JCJGDM");
+    it.uscc("CC_JCJGDM", &agency_code);
+    it.text("BZ");
+    let dfbm = it.required("DFBM");
+    it.digits("DFBM", &dfbm, 6);
+    it.finish(key, op, &NOT_CONTENT)
+}
+
 #[cfg(test)]
 mod bench {
     use super::*;

@@ -4,6 +4,7 @@
 
 use super::core::{Core, Params, Payload, StreamDef, num_param};
 use super::prim::{Rec, V, at, csv_field, date, dt_compact, json_fields, json_str, ymd_compact};
+use super::push::{Checked, Item, Lang, PushOp};
 use super::records::{self, Invalid, break_party};
 use super::stream::Entry;
 use super::world::PartyKind;
@@ -236,4 +237,99 @@ pub fn serve(core: &Core, path: &str, p: &Params) -> Result<Option<Payload>, Res
         body: bytes.into_owned(),
         headers: vec![("x-total-count", total.to_string())],
     }))
+}
+
+/// The fields of a credit tier as the system takes it (`POST /api/credit-tiers`), in the style of
+/// its task API.
+const TIER_FIELDS: [&str; 10] = [
+    "operateType",
+    "subjectCode",
+    "subjectName",
+    "creditScheme",
+    "creditLevel",
+    "ratePeriod",
+    "rateDate",
+    "rateOrgName",
+    "rateOrgCode",
+    "areaCode",
+];
+
+/// Tier labels by scheme label (REFERENCE §7): a level must belong to its scheme, since the
+/// sampling ratio is read from the pair.
+const TIERS: [(&str, &[&str]); 3] = [
+    (
+        "企业信用风险分类",
+        &["信用风险低", "信用风险一般", "信用风险较高", "信用风险高"],
+    ),
+    ("公共信用综合评价", &["优", "良", "中", "差"]),
+    ("纳税信用", &["A级", "B级", "M级", "C级", "D级"]),
+];
+
+/// `YYYY`, `YYYY-Qn` or `YYYY-MM`.
+fn period_valid(p: &str) -> bool {
+    let b = p.as_bytes();
+    let year = b.len() >= 4 && b[..4].iter().all(u8::is_ascii_digit);
+    match b.len() {
+        4 => year,
+        7 if year && b[4] == b'-' && b[5] == b'Q' => (b'1'..=b'4').contains(&b[6]),
+        7 if year && b[4] == b'-' => p[5..7].parse::<u32>().is_ok_and(|m| (1..=12).contains(&m)),
+        _ => false,
+    }
+}
+
+/// Checks one pushed credit tier as the system does. Key: `<subjectCode>:<ratePeriod>` (the
+/// national natural key). Messages in Chinese, like the rest of its API.
+pub fn check_tier(raw: &str) -> Checked {
+    let mut it = match Item::parse(raw, Lang::Zh) {
+        Ok(it) => it,
+        Err(rejected) => return rejected,
+    };
+    let op = match it.required("operateType").as_deref() {
+        Some("删除") => PushOp::Delete,
+        Some("新增") | Some("修改") | None => PushOp::Put,
+        Some(other) => {
+            it.bad_code("operateType", other, &["新增", "修改", "删除"]);
+            PushOp::Put
+        }
+    };
+    let code = it.required("subjectCode");
+    it.uscc("subjectCode", &code);
+    let period = it.required("ratePeriod");
+    if let Some(p) = &period
+        && !period_valid(p)
+    {
+        it.problem(
+            "ratePeriod",
+            "E_FORMAT",
+            format!("评价期格式错误：“{p}”（YYYY、YYYY-Qn 或 YYYY-MM）"),
+        );
+    }
+    let key = format!(
+        "{}:{}",
+        code.unwrap_or_default(),
+        period.unwrap_or_default()
+    );
+    it.unknown_fields(&TIER_FIELDS);
+    if op == PushOp::Delete {
+        return it.finish(key, op, &["operateType"]);
+    }
+    it.required("subjectName");
+    let scheme = it.required("creditScheme");
+    let schemes: Vec<&str> = TIERS.iter().map(|(s, _)| *s).collect();
+    it.code("creditScheme", &scheme, &schemes);
+    let level = it.required("creditLevel");
+    let allowed: Vec<&str> = match TIERS.iter().find(|(s, _)| Some(*s) == scheme.as_deref()) {
+        Some((_, tiers)) => tiers.to_vec(),
+        // Unknown scheme (already reported): any level of any scheme.
+        None => TIERS.iter().flat_map(|(_, t)| t.iter().copied()).collect(),
+    };
+    it.code("creditLevel", &level, &allowed);
+    let rated = it.required("rateDate");
+    it.date_compact("rateDate", &rated);
+    it.text("rateOrgName");
+    let org = it.text("rateOrgCode");
+    it.uscc("rateOrgCode", &org);
+    let area = it.required("areaCode");
+    it.digits("areaCode", &area, 6);
+    it.finish(key, op, &["operateType"])
 }

@@ -5,6 +5,7 @@
 use super::auth::{canonical_query, hmac_sha256_hex, now_ms, same};
 use super::core::{Core, Params, Payload, StreamDef, num_param};
 use super::prim::{Rec, V, at, date, epoch_ms, json_fields};
+use super::push::{Checked, Item, Lang, PushOp};
 use super::records::{self, Invalid};
 use super::stream::Entry;
 use super::world::LINGTAI_TOWNS;
@@ -196,4 +197,80 @@ pub fn serve(core: &Core, path: &str, p: &Params) -> Result<Option<Payload>, Res
         format!("],\"nextModifiedAfter\":{next},\"hasMore\":{more}}}}}").as_bytes(),
     );
     Ok(Some(Payload::json(out)))
+}
+
+/// The fields of a work-order outcome as the hotline takes it
+/// (`POST /open/api/v1/workorders/outcomes`), named as its work orders are.
+const OUTCOME_FIELDS: [&str; 10] = [
+    "opType",
+    "orderNo",
+    "caseNo",
+    "status",
+    "handleDeptName",
+    "handleDeptCode",
+    "replyContent",
+    "replyTime",
+    "finishTime",
+    "solveStatus",
+];
+
+/// The labels of the hotline's work-order statuses (REFERENCE §5.4).
+const STATUSES: [&str; 12] = [
+    "已受理",
+    "直接办结",
+    "已派单",
+    "已签收",
+    "办理中",
+    "申请退单",
+    "申请延期",
+    "已反馈",
+    "审核通过",
+    "已回访",
+    "办结归档",
+    "重办",
+];
+
+/// Checks one pushed outcome as the hotline does. Key: `orderNo`. Only outcomes of orders that
+/// became enforcement cases are taken, so `caseNo` is required. Messages in English, like its
+/// other errors.
+pub fn check_outcome(raw: &str) -> Checked {
+    let mut it = match Item::parse(raw, Lang::En) {
+        Ok(it) => it,
+        Err(rejected) => return rejected,
+    };
+    let op = match it.required("opType").as_deref() {
+        Some("REVOKE") => PushOp::Delete,
+        Some("ADD") | Some("UPDATE") | None => PushOp::Put,
+        Some(other) => {
+            it.bad_code("opType", other, &["ADD", "UPDATE", "REVOKE"]);
+            PushOp::Put
+        }
+    };
+    let key = it.required("orderNo").unwrap_or_default();
+    it.unknown_fields(&OUTCOME_FIELDS);
+    // A revocation names the order; the rest of the item is not looked at.
+    if op == PushOp::Delete {
+        return it.finish(key, op, &["opType"]);
+    }
+    it.required("caseNo");
+    let status = it.required("status");
+    it.code("status", &status, &STATUSES);
+    it.text("handleDeptName");
+    let dept = it.text("handleDeptCode");
+    it.uscc("handleDeptCode", &dept);
+    it.text("replyContent");
+    let replied = it.epoch_ms("replyTime");
+    let finished = it.epoch_ms("finishTime");
+    if let (Some(r), Some(f)) = (replied, finished)
+        && f < r
+    {
+        it.problem(
+            "finishTime",
+            "E_RANGE",
+            "finishTime is before replyTime".into(),
+        );
+    }
+    let solved = it.text("solveStatus");
+    it.code("solveStatus", &solved, &["已解决", "部分解决", "未解决"]);
+    it.finish(key, op, &["opType"])
 }

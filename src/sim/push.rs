@@ -1,9 +1,11 @@
 //! Pushes into the simulated upstreams, the way those systems take data from the provinces: the
-//! credit platform's 双公示 publication endpoints and the internet-plus exchange's upload of
-//! check_action rows. Each request is authenticated and faulted like a pull, carries an
-//! `Idempotency-Key`, and is validated item by item in the system's own dialect (the rules live in
-//! credit.rs and internet_plus.rs). What was accepted is kept in a ledger that
-//! `GET /_admin/accepted` shows. See docs/simulators.md ("Pushes").
+//! credit platform's 双公示 and 双随机-result publication endpoints, the internet-plus exchange's
+//! upload of check_action rows, the double-random system's intake of credit tiers and the
+//! hotline's intake of work-order outcomes. Each request is authenticated and faulted like a
+//! pull, carries an `Idempotency-Key`, and is validated item by item in the system's own dialect
+//! (the rules live in credit.rs, internet_plus.rs, double_random.rs and hotline.rs). What was
+//! accepted is kept in a ledger that `GET /_admin/accepted` shows. See docs/simulators.md
+//! ("Pushes").
 //!
 //! The ledger is separate from the generated pull data: a pushed record does not appear in the
 //! system's pull streams or `/truth`, and a `u`/`d` only finds keys accepted through pushes.
@@ -28,7 +30,13 @@ const BODY_LIMIT: usize = 16 << 20;
 pub enum Endpoint {
     CreditPenalties,
     CreditLicenses,
+    /// 双随机 results published by the credit platform.
+    CreditSpotResults,
     CheckAction,
+    /// Credit tiers taken by the double-random system for its sampling ratios.
+    CreditTiers,
+    /// Outcomes of work orders that became enforcement cases, back to the hotline.
+    HotlineOutcomes,
 }
 
 impl Endpoint {
@@ -36,7 +44,12 @@ impl Endpoint {
         match (kind, path) {
             (Kind::Credit, "/api/v2/publish/penalties") => Some(Endpoint::CreditPenalties),
             (Kind::Credit, "/api/v2/publish/licenses") => Some(Endpoint::CreditLicenses),
+            (Kind::Credit, "/api/v2/publish/spot-check-results") => {
+                Some(Endpoint::CreditSpotResults)
+            }
             (Kind::InternetPlus, "/exchange/check_action") => Some(Endpoint::CheckAction),
+            (Kind::DoubleRandom, "/api/credit-tiers") => Some(Endpoint::CreditTiers),
+            (Kind::Hotline, "/open/api/v1/workorders/outcomes") => Some(Endpoint::HotlineOutcomes),
             _ => None,
         }
     }
@@ -46,7 +59,10 @@ impl Endpoint {
         match self {
             Endpoint::CreditPenalties => "penalty",
             Endpoint::CreditLicenses => "license",
+            Endpoint::CreditSpotResults => "spot_check_result",
             Endpoint::CheckAction => "inspection",
+            Endpoint::CreditTiers => "credit_rating",
+            Endpoint::HotlineOutcomes => "hotline_ticket",
         }
     }
 
@@ -55,24 +71,63 @@ impl Endpoint {
         match self {
             Endpoint::CreditPenalties => "CF_WSH",
             Endpoint::CreditLicenses => "XK_WSH",
+            Endpoint::CreditSpotResults => "CC_RWBH",
             Endpoint::CheckAction => "check_action_code",
+            Endpoint::CreditTiers => "subjectCode",
+            Endpoint::HotlineOutcomes => "orderNo",
         }
     }
 
     fn max_items(self) -> usize {
         match self {
-            Endpoint::CreditPenalties | Endpoint::CreditLicenses => 100,
-            Endpoint::CheckAction => 500,
+            Endpoint::CreditPenalties | Endpoint::CreditLicenses | Endpoint::CreditSpotResults => {
+                100
+            }
+            Endpoint::CheckAction | Endpoint::CreditTiers => 500,
+            Endpoint::HotlineOutcomes => 200,
         }
+    }
+
+    /// The body field holding the items, as the system's pull API names its records.
+    fn list(self) -> &'static str {
+        match self {
+            Endpoint::CreditPenalties | Endpoint::CreditLicenses | Endpoint::CreditSpotResults => {
+                "items"
+            }
+            Endpoint::CheckAction | Endpoint::CreditTiers => "rows",
+            Endpoint::HotlineOutcomes => "records",
+        }
+    }
+
+    /// Checks one item in the system's dialect.
+    fn check(self, raw: &str) -> Checked {
+        match self {
+            Endpoint::CreditPenalties => super::credit::check_publication(false, raw),
+            Endpoint::CreditLicenses => super::credit::check_publication(true, raw),
+            Endpoint::CreditSpotResults => super::credit::check_spot_result(raw),
+            Endpoint::CheckAction => super::internet_plus::check_row(raw),
+            Endpoint::CreditTiers => super::double_random::check_tier(raw),
+            Endpoint::HotlineOutcomes => super::hotline::check_outcome(raw),
+        }
+    }
+}
+
+/// Language of a system's messages.
+fn lang_of(kind: Kind) -> Lang {
+    match kind {
+        Kind::InternetPlus | Kind::Hotline => Lang::En,
+        _ => Lang::Zh,
     }
 }
 
 /// Record types a system takes pushes for; `/_admin/accepted` lists each, possibly empty.
 fn push_types(kind: Kind) -> &'static [&'static str] {
     match kind {
-        Kind::Credit => &["penalty", "license"],
+        Kind::Credit => &["penalty", "license", "spot_check_result"],
         Kind::InternetPlus => &["inspection"],
-        _ => &[],
+        Kind::DoubleRandom => &["credit_rating"],
+        Kind::Hotline => &["hotline_ticket"],
+        Kind::Provincial => &[],
     }
 }
 
@@ -95,7 +150,8 @@ pub struct Problem {
     pub msg: String,
 }
 
-/// Language of a system's messages: the credit platform answers in Chinese, the exchange in English.
+/// Language of a system's messages: the credit platform and the double-random system answer in
+/// Chinese, the exchange and the hotline in English.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Lang {
     Zh,
@@ -305,6 +361,56 @@ impl<'a> Item<'a> {
             self.problem(field, "E_DATE", msg);
         }
         t
+    }
+
+    /// A date field in `YYYYMMDD`; `E_DATE` when it is not a real date in that form.
+    pub fn date_compact(
+        &mut self,
+        field: &str,
+        value: &Option<String>,
+    ) -> Option<chrono::NaiveDate> {
+        let v = value.as_ref()?;
+        let d = (v.len() == 8 && v.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| chrono::NaiveDate::parse_from_str(v, "%Y%m%d").ok())
+            .flatten();
+        if d.is_none() {
+            let msg = match self.lang {
+                Lang::Zh => format!("日期无效：“{v}”（格式 YYYYMMDD）"),
+                Lang::En => format!("not a valid date: {v:?} (format YYYYMMDD)"),
+            };
+            self.problem(field, "E_DATE", msg);
+        }
+        d
+    }
+
+    /// An instant in epoch milliseconds, a JSON integer: `None` when absent or `null`; a string
+    /// is `E_TYPE`, a negative or fractional number `E_DATE`.
+    pub fn epoch_ms(&mut self, field: &str) -> Option<i64> {
+        let raw = self.raw(field)?;
+        match serde_json::from_str::<Value>(raw) {
+            Ok(Value::Null) => None,
+            Ok(Value::Number(n)) => match n.as_i64().filter(|ms| *ms >= 0) {
+                Some(ms) => Some(ms),
+                None => {
+                    let msg = match self.lang {
+                        Lang::Zh => format!("时间无效：{raw}（应为毫秒时间戳）"),
+                        Lang::En => {
+                            format!("not a valid instant: {raw} (epoch milliseconds)")
+                        }
+                    };
+                    self.problem(field, "E_DATE", msg);
+                    None
+                }
+            },
+            _ => {
+                let msg = self.say(
+                    "类型错误：应为毫秒时间戳（数字）",
+                    "wrong type: expected epoch milliseconds (a number)",
+                );
+                self.problem(field, "E_TYPE", msg);
+                None
+            }
+        }
     }
 
     /// An amount in 万元: a plain non-negative JSON number with at most 6 decimals and at most 12
@@ -531,9 +637,11 @@ fn apply(
                 msg: match (lang, c.op) {
                     (Lang::Zh, _) => "未找到已公示的该记录，无法撤销".into(),
                     (Lang::En, PushOp::Update) => {
-                        "no live row with this check_action_code: insert it first".into()
+                        format!("no live row with this {}: insert it first", ep.key_field())
                     }
-                    (Lang::En, _) => "no row with this check_action_code was ever inserted".into(),
+                    (Lang::En, _) => {
+                        format!("no row with this {} was ever inserted", ep.key_field())
+                    }
                 },
             });
         }
@@ -571,10 +679,13 @@ fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 }
 
 fn too_large(core: &Core, msg: &str) -> Response {
-    match core.kind {
-        Kind::InternetPlus => core.error(StatusCode::PAYLOAD_TOO_LARGE, "BATCH_TOO_LARGE", msg),
-        _ => core.error(StatusCode::PAYLOAD_TOO_LARGE, "4130", msg),
-    }
+    let code = match core.kind {
+        Kind::InternetPlus => "BATCH_TOO_LARGE",
+        Kind::DoubleRandom => "413",
+        Kind::Hotline => "41300",
+        _ => "4130",
+    };
+    core.error(StatusCode::PAYLOAD_TOO_LARGE, code, msg)
 }
 
 /// Parses the body into the items (raw, as received) and, for the exchange, its `batch_no`.
@@ -583,7 +694,7 @@ fn items_of<'b>(
     ep: Endpoint,
     body: &'b [u8],
 ) -> Result<(Vec<&'b RawValue>, Option<String>), Response> {
-    let zh = core.kind == Kind::Credit;
+    let zh = lang_of(core.kind) == Lang::Zh;
     let top: HashMap<String, &'b RawValue> = serde_json::from_slice(body).map_err(|e| {
         core.bad_param(&if zh {
             format!("参数错误：请求体不是JSON对象（{e}）")
@@ -591,11 +702,7 @@ fn items_of<'b>(
             format!("body is not a JSON object: {e}")
         })
     })?;
-    let list = if ep == Endpoint::CheckAction {
-        "rows"
-    } else {
-        "items"
-    };
+    let list = ep.list();
     let items: Vec<&'b RawValue> = top
         .get(list)
         .and_then(|r| serde_json::from_str(r.get()).ok())
@@ -626,14 +733,14 @@ fn items_of<'b>(
     };
     let max = ep.max_items();
     if items.is_empty() {
-        return Err(if zh {
-            core.bad_param(&format!("参数错误：{list}不能为空（1–{max}条）"))
-        } else {
-            core.error(
+        return Err(match core.kind {
+            Kind::InternetPlus => core.error(
                 StatusCode::BAD_REQUEST,
                 "BATCH_INVALID",
                 &format!("rows must hold 1–{max} rows, got 0"),
-            )
+            ),
+            _ if zh => core.bad_param(&format!("参数错误：{list}不能为空（1–{max}条）")),
+            _ => core.bad_param(&format!("{list} must hold 1–{max} records, got 0")),
         });
     }
     if items.len() > max {
@@ -642,7 +749,7 @@ fn items_of<'b>(
             &if zh {
                 format!("单次最多{max}条，收到{}条", items.len())
             } else {
-                format!("at most {max} rows per batch, got {}", items.len())
+                format!("at most {max} {list} per batch, got {}", items.len())
             },
         ));
     }
@@ -695,6 +802,56 @@ fn reply(ep: Endpoint, batch: Option<String>, items: &[Checked], verdicts: &[boo
                 ("rows", V::Arr(rows)),
             ],
         );
+    } else if matches!(ep, Endpoint::CreditTiers | Endpoint::HotlineOutcomes) {
+        // Both wrap their answers in their pull envelope (`resultCode`/`data`, `errcode`/`data`).
+        let hotline = ep == Endpoint::HotlineOutcomes;
+        let results = items
+            .iter()
+            .zip(verdicts)
+            .enumerate()
+            .map(|(i, (c, ok))| {
+                V::Obj(vec![
+                    ("index", V::n(i)),
+                    ("success", V::Bool(*ok)),
+                    (if hotline { "orderNo" } else { "key" }, V::s(c.key.clone())),
+                    (
+                        "errors",
+                        V::Arr(
+                            c.problems
+                                .iter()
+                                .map(|p| {
+                                    V::Obj(vec![
+                                        ("field", V::s(p.field.clone())),
+                                        ("code", V::s(p.code)),
+                                        ("message", V::s(p.msg.clone())),
+                                    ])
+                                })
+                                .collect(),
+                        ),
+                    ),
+                ])
+            })
+            .collect();
+        let data = V::Obj(vec![
+            ("accepted", V::n(accepted)),
+            ("rejected", V::n(rejected)),
+            (if hotline { "results" } else { "rows" }, V::Arr(results)),
+        ]);
+        if hotline {
+            json_fields(
+                &mut out,
+                &[("errcode", V::n(0)), ("errmsg", V::s("ok")), ("data", data)],
+            );
+        } else {
+            json_fields(
+                &mut out,
+                &[
+                    ("resultCode", V::s("0000")),
+                    ("resultMsg", V::s("操作成功")),
+                    ("data", data),
+                ],
+            );
+        }
     } else {
         let results = items
             .iter()
@@ -755,8 +912,10 @@ pub async fn handle(
     headers: &HeaderMap,
     body: Body,
 ) -> Response {
-    let authed = match ep {
-        Endpoint::CheckAction => super::internet_plus::auth(core, method, uri, headers),
+    let authed = match core.kind {
+        Kind::InternetPlus => super::internet_plus::auth(core, method, uri, headers),
+        Kind::DoubleRandom => super::core::auth_bearer(core, headers, "XIEZHI_DOUBLE_RANDOM_TOKEN"),
+        Kind::Hotline => super::hotline::auth(core, method, uri, headers),
         _ => super::credit::auth(core, method, uri, headers),
     };
     if let Err(resp) = authed {
@@ -771,7 +930,7 @@ pub async fn handle(
     if matches!(fault, Fault::Timeout) {
         return core.fault_error(StatusCode::GATEWAY_TIMEOUT);
     }
-    let zh = core.kind == Kind::Credit;
+    let zh = lang_of(core.kind) == Lang::Zh;
     let key = match header(headers, "idempotency-key") {
         Some(k) if !k.is_empty() && k.chars().count() <= IDEMPOTENCY_KEY_MAX => k.to_string(),
         _ => {
@@ -809,15 +968,8 @@ pub async fn handle(
                 Ok(x) => x,
                 Err(resp) => return resp,
             };
-            let lang = if zh { Lang::Zh } else { Lang::En };
-            let mut checked: Vec<Checked> = raws
-                .iter()
-                .map(|r| match ep {
-                    Endpoint::CreditPenalties => super::credit::check_publication(false, r.get()),
-                    Endpoint::CreditLicenses => super::credit::check_publication(true, r.get()),
-                    Endpoint::CheckAction => super::internet_plus::check_row(r.get()),
-                })
-                .collect();
+            let lang = lang_of(core.kind);
+            let mut checked: Vec<Checked> = raws.iter().map(|r| ep.check(r.get())).collect();
             // A truncated answer is a fault too: decide (to have something to cut) but keep nothing.
             let verdicts = apply(&mut ledger, ep, &mut checked, &raws, lang, !truncate);
             let out = reply(ep, batch, &checked, &verdicts);

@@ -10,6 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 const PENALTIES: &str = "/api/v2/publish/penalties";
 const LICENSES: &str = "/api/v2/publish/licenses";
 const CHECK_ACTION: &str = "/exchange/check_action";
+const SPOT_RESULTS: &str = "/api/v2/publish/spot-check-results";
+const TIERS: &str = "/api/credit-tiers";
+const OUTCOMES: &str = "/open/api/v1/workorders/outcomes";
 
 struct Reply {
     status: u16,
@@ -47,7 +50,31 @@ async fn post(c: &Client, path: &str, key: Option<&str>, body: Vec<u8>, sign: Si
     }
     if sign != Sign::None {
         let n = nonce();
-        if path == CHECK_ACTION {
+        if path == TIERS {
+            let token = if sign == Sign::Garbage {
+                "garbage".to_string()
+            } else {
+                cred("XIEZHI_DOUBLE_RANDOM_TOKEN")
+            };
+            req = req.bearer_auth(token);
+        } else if path == OUTCOMES {
+            let (app, ts) = (
+                cred("XIEZHI_HOTLINE_APP_KEY"),
+                (now_ms() / 1000).to_string(),
+            );
+            let mut sig = hmac_hex(
+                &cred("XIEZHI_HOTLINE_APP_SECRET"),
+                &format!("{method}\n{path}\n\n{app}\n{ts}\n{n}"),
+            );
+            if sign == Sign::Garbage {
+                sig = "00".into();
+            }
+            req = req
+                .header("X-Hotline-Key", app)
+                .header("X-Hotline-Ts", ts)
+                .header("X-Hotline-Nonce", n)
+                .header("X-Hotline-Sign", sig);
+        } else if path == CHECK_ACTION {
             let (app, ts) = (cred("XIEZHI_INTERNET_PLUS_APP_KEY"), now_ms().to_string());
             let mut sig = hmac_hex(
                 &cred("XIEZHI_INTERNET_PLUS_APP_SECRET"),
@@ -257,7 +284,10 @@ async fn credit_platform_takes_valid_publications_and_refuses_what_truth_calls_b
     assert_eq!(l["items_accepted"], ok_total);
     assert_eq!(l["items_rejected"], bad_total);
     assert_eq!(l["duplicates"], 0);
-    assert_eq!(l["withdrawn"], json!({"penalty": [], "license": []}));
+    assert_eq!(
+        l["withdrawn"],
+        json!({"penalty": [], "license": [], "spot_check_result": []})
+    );
     sims.shutdown().await;
 }
 
@@ -1010,14 +1040,17 @@ async fn exchange_takes_check_action_rows_and_refuses_what_truth_calls_broken() 
 }
 
 #[tokio::test]
-async fn systems_without_pushes_keep_empty_ledgers() {
+async fn ledgers_start_empty_with_every_type_each_system_takes() {
     let sims = start(100, 27).await;
     for (system, types) in [
         ("provincial", json!({})),
         ("internet-plus", json!({"inspection": []})),
-        ("credit-platform", json!({"penalty": [], "license": []})),
-        ("double-random", json!({})),
-        ("hotline-12345", json!({})),
+        (
+            "credit-platform",
+            json!({"penalty": [], "license": [], "spot_check_result": []}),
+        ),
+        ("double-random", json!({"credit_rating": []})),
+        ("hotline-12345", json!({"hotline_ticket": []})),
     ] {
         let c = Client::new(&sims, system);
         assert_eq!(
@@ -1038,5 +1071,480 @@ async fn systems_without_pushes_keep_empty_ledgers() {
     .await;
     assert_eq!(r.status, 404);
     assert_eq!(r.json()["code"], 404);
+    sims.shutdown().await;
+}
+
+/// Every result of one answer: (index, ok, [(field, code)]), in the shape each system answers in.
+fn verdicts(answer: &Value, list: &str, ok: (&str, Value)) -> Vec<(bool, Vec<(String, String)>)> {
+    lookup(answer, list)
+        .as_array()
+        .unwrap_or_else(|| panic!("no {list} in {answer}"))
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            assert_eq!(r["index"], i, "{r}");
+            (r[ok.0] == ok.1, errors(r, "field", "message"))
+        })
+        .collect()
+}
+
+fn lookup<'a>(v: &'a Value, path: &str) -> &'a Value {
+    path.split('.').fold(v, |v, seg| &v[seg])
+}
+
+/// Valid (subject code, agency code) pairs from the credit platform's ratings: USCCs with right
+/// check characters, so hand-made items differ from valid ones only where a test breaks them.
+async fn usccs(sims: &super::Simulators) -> (String, String) {
+    let c = Client::new(sims, "credit-platform");
+    let page = c
+        .json("/api/v2/credit-ratings", &[("limit", "200".into())])
+        .await;
+    let ok = |s: &str| super::prim::uscc_valid(s);
+    let items = page["items"].as_array().unwrap();
+    let subject = items
+        .iter()
+        .map(|i| s(i, "XY_ZTDM"))
+        .find(|c| ok(c))
+        .unwrap();
+    let agency = items
+        .iter()
+        .map(|i| s(i, "XY_PJJGDM"))
+        .find(|c| ok(c) && *c != subject)
+        .unwrap();
+    (subject, agency)
+}
+
+#[tokio::test]
+async fn hotline_takes_the_outcomes_of_work_orders_that_became_cases() {
+    let sims = start(400, 41).await;
+    let c = Client::new(&sims, "hotline-12345");
+    // The outcome part of every order with a case number, as the order renders it.
+    let records = c
+        .json("/open/api/v1/workorders", &[("limit", "1000".into())])
+        .await["data"]["records"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let fields = [
+        "orderNo",
+        "caseNo",
+        "status",
+        "handleDeptName",
+        "handleDeptCode",
+        "replyContent",
+        "replyTime",
+        "finishTime",
+        "solveStatus",
+    ];
+    let outcomes: Vec<Value> = records
+        .iter()
+        .filter(|r| r.get("caseNo").is_some())
+        .map(|r| {
+            let mut o: serde_json::Map<String, Value> = fields
+                .iter()
+                .filter_map(|f| r.get(*f).map(|v| (f.to_string(), v.clone())))
+                .collect();
+            o.insert("opType".into(), json!("ADD"));
+            Value::Object(o)
+        })
+        .collect();
+    assert!(outcomes.len() > 3, "the generated orders include cases");
+    let chunk: Vec<Value> = outcomes.iter().take(200).cloned().collect();
+    let r = post(
+        &c,
+        OUTCOMES,
+        Some("h-1"),
+        rows_like("records", &chunk),
+        Sign::Right,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let v = r.json();
+    assert_eq!(
+        (v["errcode"].clone(), v["errmsg"].clone()),
+        (json!(0), json!("ok"))
+    );
+    let results = verdicts(&v, "data.results", ("success", json!(true)));
+    assert!(results.iter().all(|(ok, e)| *ok && e.is_empty()), "{v}");
+    assert_eq!(v["data"]["results"][0]["orderNo"], chunk[0]["orderNo"]);
+    let want: BTreeSet<String> = chunk.iter().map(|o| s(o, "orderNo")).collect();
+    let l = ledger(&c).await;
+    let got: BTreeSet<String> = keys(&l["accepted"]["hotline_ticket"]).into_iter().collect();
+    assert_eq!(got, want);
+
+    // Hand-broken outcomes, each refused with its own code at its own field.
+    let good = chunk[0].clone();
+    let broken = [
+        (without(&good, "caseNo"), "caseNo", "E_REQUIRED"),
+        (set(&good, "status", json!("完成")), "status", "E_CODE"),
+        (
+            set(&good, "replyTime", json!("2025-01-01 10:00:00")),
+            "replyTime",
+            "E_TYPE",
+        ),
+        (set(&good, "replyTime", json!(-5)), "replyTime", "E_DATE"),
+        (
+            set(
+                &set(&good, "replyTime", json!(2_000_000_000_000i64)),
+                "finishTime",
+                json!(1_000_000_000_000i64),
+            ),
+            "finishTime",
+            "E_RANGE",
+        ),
+        (
+            set(
+                &good,
+                "handleDeptCode",
+                json!(bad_check(&s(&good, "handleDeptCode"))),
+            ),
+            "handleDeptCode",
+            "E_USCC",
+        ),
+        (
+            set(&good, "solveStatus", json!("已处理")),
+            "solveStatus",
+            "E_CODE",
+        ),
+        (
+            set(&good, "satisfaction", json!("满意")),
+            "satisfaction",
+            "E_UNKNOWN",
+        ),
+        (set(&good, "opType", json!("DELETE")), "opType", "E_CODE"),
+        (without(&good, "opType"), "opType", "E_REQUIRED"),
+        (
+            json!({"opType": "REVOKE", "orderNo": "LT12345NEVER"}),
+            "orderNo",
+            "E_NOT_FOUND",
+        ),
+    ];
+    let items: Vec<Value> = broken.iter().map(|(i, _, _)| i.clone()).collect();
+    let v = post(
+        &c,
+        OUTCOMES,
+        Some("h-2"),
+        rows_like("records", &items),
+        Sign::Right,
+    )
+    .await
+    .json();
+    for ((ok, errs), (item, field, code)) in verdicts(&v, "data.results", ("success", json!(true)))
+        .iter()
+        .zip(&broken)
+    {
+        assert!(!ok, "{item}");
+        assert!(
+            errs.contains(&(field.to_string(), code.to_string())),
+            "{item}: {errs:?}"
+        );
+    }
+    assert_eq!(v["data"]["rejected"], broken.len());
+    // A revocation withdraws an order's outcome.
+    let key = s(&good, "orderNo");
+    let v = post(
+        &c,
+        OUTCOMES,
+        Some("h-3"),
+        rows_like("records", &[json!({"opType": "REVOKE", "orderNo": key})]),
+        Sign::Right,
+    )
+    .await
+    .json();
+    assert_eq!(v["data"]["accepted"], 1, "{v}");
+    assert_eq!(
+        ledger(&c).await["withdrawn"]["hotline_ticket"],
+        json!([key])
+    );
+
+    // Signed as the pulls are, in the hotline's error format.
+    let r = post(
+        &c,
+        OUTCOMES,
+        Some("h-4"),
+        rows_like("records", &items),
+        Sign::Garbage,
+    )
+    .await;
+    assert_eq!((r.status, r.json()["errcode"].clone()), (401, json!(40005)));
+    let r = post(
+        &c,
+        OUTCOMES,
+        None,
+        rows_like("records", &items),
+        Sign::Right,
+    )
+    .await;
+    assert_eq!((r.status, r.json()["errcode"].clone()), (400, json!(40000)));
+    let r = post(
+        &c,
+        OUTCOMES,
+        Some("h-5"),
+        rows_like("records", &[]),
+        Sign::Right,
+    )
+    .await;
+    assert_eq!((r.status, r.json()["errcode"].clone()), (400, json!(40000)));
+    sims.shutdown().await;
+}
+
+fn rows_like(list: &str, items: &[Value]) -> Vec<u8> {
+    format!("{{\"{list}\":[{}]}}", texts(items).join(",")).into_bytes()
+}
+
+#[tokio::test]
+async fn credit_platform_publishes_spot_check_results_and_refuses_malformed_ones() {
+    let sims = start(300, 42).await;
+    let (subject, agency) = usccs(&sims).await;
+    let c = Client::new(&sims, "credit-platform");
+    let good = json!({
+        "CC_RWBH": "SSJ620822202500001", "CC_XDR_MC": "灵台县某某商贸有限公司", "CC_XDR_LB": "法人及非法人组织",
+        "CC_XDR_SHXYM": subject, "CC_CCJG": "发现问题经责令已改正;未按规定公示应当公示的信息",
+        "CC_JCRQ": "2025/03/20", "CC_GSRQ": "2025/04/01", "CC_JCJG": "灵台县市场监督管理局",
+        "CC_JCJGDM": agency, "DFBM": "620822", "OP": "I"
+    });
+    let v = post(
+        &c,
+        SPOT_RESULTS,
+        Some("s-1"),
+        items_body(&texts(std::slice::from_ref(&good))),
+        Sign::Right,
+    )
+    .await
+    .json();
+    assert_eq!(
+        (v["code"].clone(), v["accepted"].clone()),
+        (json!("0"), json!(1)),
+        "{v}"
+    );
+    let key = format!("SSJ620822202500001:{subject}");
+    assert_eq!(v["results"][0]["key"], key.as_str());
+    assert_eq!(
+        ledger(&c).await["accepted"]["spot_check_result"],
+        json!([key])
+    );
+
+    let broken = [
+        (without(&good, "CC_RWBH"), "CC_RWBH", "E_REQUIRED"),
+        (
+            set(&good, "CC_XDR_SHXYM", json!(bad_check(&subject))),
+            "CC_XDR_SHXYM",
+            "E_USCC",
+        ),
+        (
+            set(&good, "CC_XDR_LB", json!("企业")),
+            "CC_XDR_LB",
+            "E_CODE",
+        ),
+        (
+            set(&good, "CC_CCJG", json!("未发现问题;合格")),
+            "CC_CCJG",
+            "E_CODE",
+        ),
+        (without(&good, "CC_CCJG"), "CC_CCJG", "E_REQUIRED"),
+        (
+            set(&good, "CC_JCRQ", json!("2025-03-20")),
+            "CC_JCRQ",
+            "E_DATE",
+        ),
+        (
+            set(&good, "CC_GSRQ", json!("2025/03/01")),
+            "CC_GSRQ",
+            "E_RANGE",
+        ),
+        (without(&good, "CC_JCJG"), "CC_JCJG", "E_REQUIRED"),
+        (
+            set(&good, "CC_JCJGDM", json!(bad_check(&agency))),
+            "CC_JCJGDM",
+            "E_USCC",
+        ),
+        (set(&good, "DFBM", json!("62082")), "DFBM", "E_FORMAT"),
+        (set(&good, "CC_JCRY", json!("张三")), "CC_JCRY", "E_UNKNOWN"),
+        (set(&good, "OP", json!("X")), "OP", "E_CODE"),
+        (
+            json!({"OP": "D", "CC_RWBH": "SSJ-NEVER", "CC_XDR_SHXYM": subject}),
+            "CC_RWBH",
+            "E_NOT_FOUND",
+        ),
+    ];
+    let items: Vec<Value> = broken.iter().map(|(i, _, _)| i.clone()).collect();
+    let v = post(
+        &c,
+        SPOT_RESULTS,
+        Some("s-2"),
+        items_body(&texts(&items)),
+        Sign::Right,
+    )
+    .await
+    .json();
+    for ((ok, errs), (item, field, code)) in verdicts(&v, "results", ("status", json!("accepted")))
+        .iter()
+        .zip(&broken)
+    {
+        assert!(!ok, "{item}");
+        assert!(
+            errs.contains(&(field.to_string(), code.to_string())),
+            "{item}: {errs:?}"
+        );
+    }
+    assert_eq!(v["rejected"], broken.len(), "{v}");
+    assert!(
+        v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["status"] == "rejected")
+    );
+    let r = post(
+        &c,
+        SPOT_RESULTS,
+        Some("s-3"),
+        items_body(&texts(&items)),
+        Sign::Garbage,
+    )
+    .await;
+    assert_eq!((r.status, s(&r.json(), "code")), (401, "4011".to_string()));
+    sims.shutdown().await;
+}
+
+#[tokio::test]
+async fn double_random_takes_credit_tiers_and_refuses_malformed_ones() {
+    let sims = start(300, 43).await;
+    let (subject, agency) = usccs(&sims).await;
+    let c = Client::new(&sims, "double-random");
+    let good = json!({
+        "operateType": "新增", "subjectCode": subject, "subjectName": "灵台县某某商贸有限公司",
+        "creditScheme": "企业信用风险分类", "creditLevel": "信用风险较高", "ratePeriod": "2025-Q1",
+        "rateDate": "20250415", "rateOrgName": "灵台县市场监督管理局", "rateOrgCode": agency,
+        "areaCode": "620822"
+    });
+    let v = post(
+        &c,
+        TIERS,
+        Some("t-1"),
+        rows_like("rows", std::slice::from_ref(&good)),
+        Sign::Right,
+    )
+    .await
+    .json();
+    assert_eq!(
+        (v["resultCode"].clone(), v["data"]["accepted"].clone()),
+        (json!("0000"), json!(1)),
+        "{v}"
+    );
+    let key = format!("{subject}:2025-Q1");
+    assert_eq!(v["data"]["rows"][0]["key"], key.as_str());
+    assert_eq!(ledger(&c).await["accepted"]["credit_rating"], json!([key]));
+
+    let broken = [
+        (
+            set(&good, "subjectCode", json!(bad_check(&subject))),
+            "subjectCode",
+            "E_USCC",
+        ),
+        (without(&good, "subjectName"), "subjectName", "E_REQUIRED"),
+        (
+            set(&good, "creditScheme", json!("行业信誉度")),
+            "creditScheme",
+            "E_CODE",
+        ),
+        // a level of another scheme: the sampling ratio could not be read
+        (
+            set(&good, "creditLevel", json!("A级")),
+            "creditLevel",
+            "E_CODE",
+        ),
+        (
+            set(&good, "ratePeriod", json!("2025-13")),
+            "ratePeriod",
+            "E_FORMAT",
+        ),
+        (
+            set(&good, "rateDate", json!("2025/04/15")),
+            "rateDate",
+            "E_DATE",
+        ),
+        (
+            set(&good, "rateDate", json!("20250230")),
+            "rateDate",
+            "E_DATE",
+        ),
+        (
+            set(&good, "rateOrgCode", json!(bad_check(&agency))),
+            "rateOrgCode",
+            "E_USCC",
+        ),
+        (set(&good, "areaCode", json!(620822)), "areaCode", "E_TYPE"),
+        (set(&good, "riskScore", json!(88)), "riskScore", "E_UNKNOWN"),
+        (
+            set(&good, "operateType", json!("add")),
+            "operateType",
+            "E_CODE",
+        ),
+        (
+            json!({"operateType": "删除", "subjectCode": subject, "ratePeriod": "2019"}),
+            "subjectCode",
+            "E_NOT_FOUND",
+        ),
+    ];
+    let items: Vec<Value> = broken.iter().map(|(i, _, _)| i.clone()).collect();
+    let v = post(
+        &c,
+        TIERS,
+        Some("t-2"),
+        rows_like("rows", &items),
+        Sign::Right,
+    )
+    .await
+    .json();
+    for ((ok, errs), (item, field, code)) in verdicts(&v, "data.rows", ("success", json!(true)))
+        .iter()
+        .zip(&broken)
+    {
+        assert!(!ok, "{item}");
+        assert!(
+            errs.contains(&(field.to_string(), code.to_string())),
+            "{item}: {errs:?}"
+        );
+    }
+    assert_eq!(v["data"]["rejected"], broken.len(), "{v}");
+    // Authenticated and faulted like its pulls, in its own format.
+    let r = post(
+        &c,
+        TIERS,
+        Some("t-3"),
+        rows_like("rows", &items),
+        Sign::Garbage,
+    )
+    .await;
+    assert_eq!(
+        (r.status, s(&r.json(), "resultCode")),
+        (401, "401".to_string())
+    );
+    c.admin("faults", json!({"error_rate": 1.0})).await;
+    let r = post(
+        &c,
+        TIERS,
+        Some("t-4"),
+        rows_like("rows", std::slice::from_ref(&good)),
+        Sign::Right,
+    )
+    .await;
+    assert!(r.status >= 500);
+    assert_eq!(s(&r.json(), "resultCode"), "500");
+    c.admin("faults", json!({})).await;
+    // Withdrawing the tier.
+    let del = json!({"operateType": "删除", "subjectCode": subject, "ratePeriod": "2025-Q1"});
+    let v = post(
+        &c,
+        TIERS,
+        Some("t-5"),
+        rows_like("rows", &[del]),
+        Sign::Right,
+    )
+    .await
+    .json();
+    assert_eq!(v["data"]["accepted"], 1, "{v}");
+    assert_eq!(ledger(&c).await["withdrawn"]["credit_rating"], json!([key]));
     sims.shutdown().await;
 }

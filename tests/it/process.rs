@@ -52,6 +52,18 @@ async fn the_demo_runs_on_a_bare_machine_and_reconciles() {
         ),
         "{stdout}"
     );
+    // The pushes added since are reconciled too, each on its own row.
+    for target in [
+        "credit-platform/publish-spot-check-results",
+        "double-random/credit-tiers",
+        "hotline-12345/workorder-outcomes",
+    ] {
+        assert!(stdout.contains(target), "{target}: {stdout}");
+    }
+    assert!(
+        stdout.contains("the outcome of every 12345 ticket that became a case by the hotline"),
+        "{stdout}"
+    );
     assert!(
         dir.join("data/demo/xiezhi.sqlite").exists(),
         "the embedded store file is missing"

@@ -1,7 +1,9 @@
 //! Pushes: every stored penalty and licence ends up accepted by the credit platform, every
 //! inspection by the Internet+Supervision exchange; an outage of the platform delays delivery
 //! but loses nothing; a record the platform refuses lands in the failure store (stage push)
-//! with the platform's reason, and every delivery keeps a receipt.
+//! with the platform's reason, and every delivery keeps a receipt. The hotline gets the outcome
+//! of every ticket that became an enforcement case (and of no other), the credit platform every
+//! random-inspection result, the double-random system every credit tier.
 
 use serde_json::json;
 
@@ -31,8 +33,19 @@ async fn put(
     data: serde_json::Value,
     lineage: &Lineage,
 ) {
+    put_as(store, RecordType::Penalty, key, data, lineage).await
+}
+
+/// Stores a record version of any type directly, as an operator's edit would.
+async fn put_as(
+    store: &dyn xiezhi::store::Store,
+    t: RecordType,
+    key: &str,
+    data: serde_json::Value,
+    lineage: &Lineage,
+) {
     let ev = Event::new(
-        RecordType::Penalty,
+        t,
         key.to_owned(),
         "620822".into(),
         Op::Upsert,
@@ -71,7 +84,8 @@ async fn pushes_deliver_every_record_through_an_outage() {
     // The platform is down: nothing is delivered, nothing is lost.
     faults(&sims, "credit-platform", 1.0).await;
     let credit = app.rt.pushers(&only("credit-platform")).expect("pushers");
-    assert_eq!(credit.len(), 2);
+    // 双公示 penalties and licences, and 双随机 results.
+    assert_eq!(credit.len(), 3);
     for r in app.rt.push_once(&credit).await {
         assert!(r.error.is_some(), "{r:?}");
         assert_eq!(r.accepted, 0);
@@ -318,5 +332,278 @@ async fn pushes_deliver_every_record_through_an_outage() {
     assert_eq!(bad.status(), 400);
     assert!(bad.text().await.unwrap_or_default().contains("status"));
     api.cancel.cancel();
+    app.stop().await;
+}
+
+fn stream(connector: &str, push: &str) -> Selection {
+    Selection {
+        connector: Some(connector.into()),
+        stream: Some(push.into()),
+        ..Default::default()
+    }
+}
+
+async fn accepted(sims: &xiezhi::sim::Simulators, system: &str) -> serde_json::Value {
+    let url = format!("{}/_admin/accepted", sims.url(system).expect("system"));
+    reqwest::get(&url)
+        .await
+        .expect("accepted")
+        .json()
+        .await
+        .expect("json")
+}
+
+fn key_set(v: &serde_json::Value) -> std::collections::BTreeSet<String> {
+    v.as_array()
+        .expect("keys")
+        .iter()
+        .filter_map(|k| k.as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hotline_outcomes_inspection_results_and_credit_tiers_reach_their_systems() {
+    let sims = spawn_sims(600, 0.1, 92).await;
+    let app = Running::start(embedded_config(&sims)).await;
+    app.sync_all().await;
+    let store = app.rt.store.as_ref();
+    let mut pushers = app.rt.pushers(&only("hotline-12345")).expect("pushers");
+    pushers.extend(app.rt.pushers(&only("double-random")).expect("pushers"));
+    pushers.extend(
+        app.rt
+            .pushers(&stream("credit-platform", "publish-spot-check-results"))
+            .expect("pushers"),
+    );
+    assert_eq!(pushers.len(), 3);
+    for r in app.rt.push_once(&pushers).await {
+        assert!(
+            r.error.is_none() && r.rejected == 0 && r.accepted > 0,
+            "{r:?}"
+        );
+    }
+    for d in reconcile_pushes(store, &pushers).await.expect("reconcile") {
+        assert!(d.ok() && d.stored > 0, "{d:?}");
+    }
+
+    // The hotline holds every stored ticket with a case number, and none without.
+    let mut with_case = std::collections::BTreeSet::new();
+    let mut without_case = 0;
+    let mut after = String::new();
+    loop {
+        let page = store
+            .records_page(RecordType::HotlineTicket, &after, 500)
+            .await
+            .expect("tickets");
+        let Some((last, _)) = page.last() else { break };
+        after = last.clone();
+        for (key, data) in page {
+            match data["enforcement_case_number"].as_str() {
+                Some(c) if !c.trim().is_empty() => {
+                    with_case.insert(key);
+                }
+                _ => without_case += 1,
+            }
+        }
+    }
+    assert!(!with_case.is_empty() && without_case > 0);
+    let hotline = accepted(&sims, "hotline-12345").await;
+    assert_eq!(key_set(&hotline["accepted"]["hotline_ticket"]), with_case);
+    // In the hotline's dialect: only the outcome, instants as epoch milliseconds.
+    let one = with_case.iter().next().expect("a case");
+    let item: serde_json::Value = reqwest::get(format!(
+        "{}/_admin/accepted/hotline_ticket/{}",
+        sims.url("hotline-12345").expect("hotline"),
+        one
+    ))
+    .await
+    .expect("item")
+    .json()
+    .await
+    .expect("json");
+    assert_eq!(item["orderNo"], one.as_str());
+    assert!(
+        item["caseNo"].is_string() && item.get("content").is_none(),
+        "{item}"
+    );
+    assert!(
+        item["replyTime"].is_null() || item["replyTime"].is_i64(),
+        "{item}"
+    );
+
+    // Every stored result at the credit platform, every stored tier at double-random.
+    let credit = accepted(&sims, "credit-platform").await;
+    let results: std::collections::BTreeSet<String> = store
+        .keys(RecordType::SpotCheckResult)
+        .await
+        .expect("keys")
+        .into_iter()
+        .collect();
+    assert_eq!(key_set(&credit["accepted"]["spot_check_result"]), results);
+    let tiers: std::collections::BTreeSet<String> = store
+        .keys(RecordType::CreditRating)
+        .await
+        .expect("keys")
+        .into_iter()
+        .collect();
+    let double_random = accepted(&sims, "double-random").await;
+    assert_eq!(key_set(&double_random["accepted"]["credit_rating"]), tiers);
+
+    // The publication receipt is the evidence of the 双随机 deadline; the outcome sent back to
+    // the hotline is not a reply to the citizen and never counts for the 12345 clock.
+    let rules = xiezhi::deadlines::Rules::default();
+    let calendar = xiezhi::deadlines::WorkingCalendar::embedded();
+    let summary = xiezhi::deadlines::report::evaluate(
+        store,
+        &rules,
+        &calendar,
+        &xiezhi::deadlines::report::DeadlineFilter {
+            limit: 100_000,
+            ..Default::default()
+        },
+        xiezhi::deadlines::report::now_local(),
+    )
+    .await
+    .expect("deadlines");
+    let published: Vec<_> = summary
+        .rows
+        .iter()
+        .filter(|r| r.state.rule == "publish_inspection_result")
+        .collect();
+    assert_eq!(published.len(), results.len());
+    for r in &published {
+        let evidence = r.evidence.as_ref().expect("met, with the receipt");
+        assert_eq!(
+            evidence.target,
+            "credit-platform/publish-spot-check-results"
+        );
+        assert!(evidence.accepted);
+    }
+    assert!(
+        summary
+            .rows
+            .iter()
+            .filter(|r| r.state.rule == "hotline_reply")
+            .all(|r| r.evidence.is_none())
+    );
+
+    let lineage = Lineage {
+        connector: "double-random".into(),
+        stream: "results".into(),
+        sync_run: "it".into(),
+        page: "1".into(),
+        index: 0,
+    };
+    // A ticket that loses its case number is revoked at the hotline.
+    let mut dropped = store
+        .get_record(RecordType::HotlineTicket, one)
+        .await
+        .expect("record")
+        .expect("stored")
+        .data;
+    dropped
+        .as_object_mut()
+        .expect("object")
+        .remove("enforcement_case_number");
+    // (From the hotline itself: the store merges by source, so only its own version can drop
+    // a field it gave.)
+    let from_hotline = Lineage {
+        connector: "hotline-12345".into(),
+        stream: "workorders".into(),
+        ..lineage.clone()
+    };
+    put_as(
+        store,
+        RecordType::HotlineTicket,
+        one,
+        dropped,
+        &from_hotline,
+    )
+    .await;
+    let hotline_push = app.rt.pushers(&only("hotline-12345")).expect("pushers");
+    let r = app.rt.push_once(&hotline_push).await;
+    assert_eq!((r[0].sent, r[0].accepted), (1, 1), "{r:?}");
+    let hotline = accepted(&sims, "hotline-12345").await;
+    assert!(key_set(&hotline["withdrawn"]["hotline_ticket"]).contains(one.as_str()));
+    for d in reconcile_pushes(store, &hotline_push)
+        .await
+        .expect("reconcile")
+    {
+        assert!(d.ok() && d.stored == with_case.len() - 1, "{d:?}");
+    }
+
+    // A result published before it was inspected reaches the store (an operator's edit): the
+    // platform refuses it with its code; corrected, a replay of the push failures delivers it.
+    let first = results.iter().next().expect("a result");
+    let mut wrong = store
+        .get_record(RecordType::SpotCheckResult, first)
+        .await
+        .expect("record")
+        .expect("stored")
+        .data;
+    let task = "SSJ620822209900001";
+    wrong["task_number"] = json!(task);
+    wrong["inspected_on"] = json!("2025-03-20");
+    wrong["published_on"] = json!("2025-03-01");
+    let wrong_key = format!("{task}:{}", wrong["party"]["uscc"].as_str().expect("uscc"));
+    put_as(
+        store,
+        RecordType::SpotCheckResult,
+        &wrong_key,
+        wrong.clone(),
+        &lineage,
+    )
+    .await;
+    let results_push = app
+        .rt
+        .pushers(&stream("credit-platform", "publish-spot-check-results"))
+        .expect("pushers");
+    let r = app.rt.push_once(&results_push).await;
+    assert_eq!((r[0].sent, r[0].rejected), (1, 1), "{r:?}");
+    let push_failures = FailureFilter {
+        stage: Some(Stage::Push),
+        ..Default::default()
+    };
+    let refused = store
+        .list_failures(&FailureFilter {
+            limit: 10,
+            ..push_failures.clone()
+        })
+        .await
+        .expect("failures");
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].natural_key.as_deref(), Some(wrong_key.as_str()));
+    assert_eq!(refused[0].stream, "publish-spot-check-results");
+    assert!(
+        refused[0]
+            .errors
+            .iter()
+            .any(|e| e.code == "PUSH_RANGE" && e.path == "CC_GSRQ"),
+        "{:?}",
+        refused[0].errors
+    );
+    wrong["published_on"] = json!("2025-04-01");
+    put_as(
+        store,
+        RecordType::SpotCheckResult,
+        &wrong_key,
+        wrong,
+        &lineage,
+    )
+    .await;
+    let replayed = replay::replay(
+        &app.rt,
+        Target::Filter(push_failures),
+        &ReplaySettings::default(),
+        |_| {},
+    )
+    .await
+    .expect("replay");
+    assert_eq!(
+        (replayed.selected, replayed.resolved, replayed.still_failing),
+        (1, 1, 0),
+        "{replayed:?}"
+    );
+    let credit = accepted(&sims, "credit-platform").await;
+    assert!(key_set(&credit["accepted"]["spot_check_result"]).contains(&wrong_key));
     app.stop().await;
 }
