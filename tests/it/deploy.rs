@@ -198,7 +198,7 @@ fn the_kubernetes_config_maps_are_the_shipped_connectors_and_calendar() {
         assert!(
             differ.is_empty(),
             "deploy/kubernetes/{file} and {dir}/ differ in {differ:?}: regenerate it with \
-             `kubectl create configmap … --from-file={dir}/ --dry-run=client -o yaml` (keep its header)"
+             `python3 deploy/kubernetes/sync-configmaps.py`"
         );
     }
 }

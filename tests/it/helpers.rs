@@ -179,11 +179,13 @@ impl Running {
 
     pub async fn sync_all(&self) -> SyncReport {
         let pullers = self.rt.pullers(&Selection::default()).expect("pullers");
-        let report = self
-            .rt
-            .sync_once(&pullers, |_| {})
-            .await
-            .expect("sync runs");
+        let report = tokio::time::timeout(
+            std::time::Duration::from_secs(600),
+            self.rt.sync_once(&pullers, |_| {}),
+        )
+        .await
+        .expect("a sync of every stream did not end within 600 s")
+        .expect("sync runs");
         for s in &report.streams {
             assert!(
                 s.error.is_none(),
@@ -208,7 +210,12 @@ impl Running {
     pub async fn stop(self) {
         self.cancel.cancel();
         for w in self.writers {
-            w.await.expect("writer task").expect("writer ends cleanly");
+            // Bounded, so a writer that cannot stop fails the test instead of stalling the run.
+            tokio::time::timeout(std::time::Duration::from_secs(120), w)
+                .await
+                .expect("a store writer did not stop within 120 s of its cancellation")
+                .expect("writer task")
+                .expect("writer ends cleanly");
         }
     }
 }
@@ -288,4 +295,20 @@ pub async fn spawn_app(running: &Running) -> App {
         base: format!("http://{addr}"),
         cancel,
     }
+}
+
+/// Runs a service's control command (`rabbitmqctl`, `pg_ctlcluster`), bounded: a service that
+/// does not answer fails the test instead of stalling the run.
+pub fn service(program: &str, args: &[&str]) {
+    let out = std::process::Command::new("timeout")
+        .arg("120")
+        .arg(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program} runs: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -142,18 +142,6 @@ async fn rabbitmq_and_postgres_sync_reconciles_and_versions() {
     db.drop_db().await;
 }
 
-fn rabbitmqctl(args: &[&str]) {
-    let out = std::process::Command::new("rabbitmqctl")
-        .args(args)
-        .output()
-        .expect("rabbitmqctl runs");
-    assert!(
-        out.status.success(),
-        "rabbitmqctl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rabbitmq_restart_mid_sync_loses_nothing() {
     let _broker = broker_lock().write().await;
@@ -177,13 +165,16 @@ async fn a_rabbitmq_restart_mid_sync_loses_nothing() {
         "the sync finished before the broker restart; make it bigger"
     );
     tokio::task::spawn_blocking(|| {
-        rabbitmqctl(&["stop_app"]);
+        service("rabbitmqctl", &["stop_app"]);
         std::thread::sleep(std::time::Duration::from_secs(2));
-        rabbitmqctl(&["start_app"]);
+        service("rabbitmqctl", &["start_app"]);
     })
     .await
     .expect("restart");
-    let report = sync.await.expect("sync task");
+    let report = tokio::time::timeout(std::time::Duration::from_secs(600), sync)
+        .await
+        .expect("the sync did not end within 600 s of the broker restart")
+        .expect("sync task");
     for s in &report.streams {
         assert!(
             s.error.is_none(),

@@ -212,18 +212,6 @@ async fn two_instances_share_every_stream_and_one_killed_mid_sync_hands_its_work
     std::fs::remove_file(file).ok();
 }
 
-fn service(program: &str, args: &[&str]) {
-    let out = std::process::Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program} runs: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn restart_postgres() {
     let version = std::fs::read_dir("/etc/postgresql")
         .expect("/etc/postgresql")
