@@ -25,9 +25,13 @@ pub struct BenchArgs {
     pub records: usize,
     /// `embedded`, `amqp` (RabbitMQ + PostgreSQL), `both`, `replay` (failures replayed over
     /// RabbitMQ + PostgreSQL after a mapping fix), or `feeds` (HTTP feed reads and pushes to the
-    /// credit platform, over the embedded store).
+    /// credit platform, over the embedded store), or `instances` (every stream of the five
+    /// systems through `xiezhi run` processes: one, then `--instances`).
     #[arg(long, default_value = "both")]
     pub target: String,
+    /// Processes for the `instances` target's second run.
+    #[arg(long, default_value_t = 2)]
+    pub instances: usize,
     /// PostgreSQL server for the `amqp` target (a fresh database is created on it and dropped).
     #[arg(
         long,
@@ -92,13 +96,20 @@ pub async fn run(config: &mut Config, args: BenchArgs) -> anyhow::Result<i32> {
         "amqp" => vec!["amqp"],
         "replay" => vec!["replay"],
         "feeds" => vec!["feeds"],
+        "instances" => vec!["instances"],
         other => {
-            anyhow::bail!("--target must be embedded, amqp, both, replay or feeds, not `{other}`")
+            anyhow::bail!(
+                "--target must be embedded, amqp, both, replay, feeds or instances, not `{other}`"
+            )
         }
     };
     let mut results = Vec::new();
     for t in targets {
         let r = match t {
+            "instances" => {
+                results.push(measure_instances(config, &args, 1).await?);
+                measure_instances(config, &args, args.instances.max(2)).await?
+            }
             "feeds" => {
                 let (c, dir) = embedded(config);
                 let r = measure_feeds(c).await;
@@ -432,7 +443,16 @@ fn reset_peak_rss() {
 
 /// `VmHWM` of this process, in MiB.
 pub fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
+    peak_mb_of("/proc/self/status")
+}
+
+/// `VmHWM` of another process, in MiB (0 when it is gone).
+fn process_peak_mb(pid: u32) -> f64 {
+    peak_mb_of(&format!("/proc/{pid}/status"))
+}
+
+fn peak_mb_of(status: &str) -> f64 {
+    std::fs::read_to_string(status)
         .ok()
         .and_then(|s| {
             s.lines()
@@ -465,4 +485,127 @@ pub async fn drop_database(admin_url: &str, name: &str) -> anyhow::Result<()> {
     .execute(&mut conn)
     .await?;
     Ok(())
+}
+
+/// `--target instances`: `xiezhi run` as operators scale it, with 1 and then `instances`
+/// processes against one RabbitMQ and one PostgreSQL on this machine. Every stream of the five
+/// simulators syncs once (its first occurrence: connector copies whose cron never comes round),
+/// the processes sharing the streams through their leases; measured from the processes' start
+/// until every stream's occurrence is recorded as finished (each sync waits until its records
+/// are stored). Records are the events the windows routed; the peak is the largest process's.
+async fn measure_instances(
+    config: &Config,
+    args: &BenchArgs,
+    instances: usize,
+) -> anyhow::Result<BenchResult> {
+    let (db_url, db_name) = fresh_database(&args.database_url).await?;
+    let dir = std::env::temp_dir().join(format!("xiezhi-bench-{}", uuid::Uuid::new_v4()));
+    let connectors = dir.join("connectors");
+    std::fs::create_dir_all(&connectors)?;
+    let mut streams = 0i64;
+    for (file, text) in crate::connectors::definition::EMBEDDED {
+        let once: Vec<String> = text
+            .lines()
+            .map(|l| {
+                if l.starts_with("schedule = ") {
+                    "schedule = \"0 0 0 1 1 *\"".to_owned()
+                } else {
+                    l.to_owned()
+                }
+            })
+            .collect();
+        streams += once.iter().filter(|l| l.trim() == "[[streams]]").count() as i64;
+        let name = std::path::Path::new(file)
+            .file_name()
+            .context("connector file name")?;
+        std::fs::write(connectors.join(name), once.join("\n") + "\n")?;
+    }
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    let file = dir.join("xiezhi.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "database_url = {db_url:?}\namqp_url = {:?}\ndata_dir = {:?}\nconnectors_dir = {connectors:?}\n\
+             [amqp]\nexchange = \"xiezhi.bench.{suffix}\"\ndead_letter_exchange = \"xiezhi.bench.dlx.{suffix}\"\n\
+             store_queue = \"xiezhi.bench.store.{suffix}\"\ndead_queue = \"xiezhi.bench.dead.{suffix}\"\n\
+             [pipeline]\nlease_ttl_secs = 10\n",
+            args.amqp_url, dir
+        ),
+    )?;
+    let exe = std::env::current_exe().context("locating the xiezhi binary")?;
+    let started = Instant::now();
+    let mut children = Vec::new();
+    for i in 0..instances {
+        children.push(
+            tokio::process::Command::new(&exe)
+                .args(["--config", &file.to_string_lossy(), "run"])
+                .envs(config.extra_env.iter())
+                .env("XIEZHI_SIM_BASE_PORT", args.base_port.to_string())
+                .env("XIEZHI_INSTANCE", format!("bench-{i}"))
+                .env("XIEZHI_HTTP_ADDR", "127.0.0.1:0")
+                .env("XIEZHI_LOG", "warn")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .context("starting an instance")?,
+        );
+    }
+    let count = async |sql: &str| -> Option<i64> {
+        let mut c = sqlx::PgConnection::connect(&db_url).await.ok()?;
+        sqlx::query_scalar::<_, Option<i64>>(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_one(&mut c)
+            .await
+            .ok()
+            .flatten()
+    };
+    let mut peak = 0f64;
+    loop {
+        for c in &children {
+            if let Some(pid) = c.id() {
+                peak = peak.max(process_peak_mb(pid));
+            }
+        }
+        if count("SELECT count(*) FROM schedule_state").await == Some(streams) {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(3600) {
+            anyhow::bail!("the instances did not finish every stream within an hour");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let records = count("SELECT sum(routed)::int8 FROM sync_reconciliations")
+        .await
+        .unwrap_or(0);
+    let not_ok = count("SELECT count(*) FROM schedule_state WHERE outcome <> 'ok'")
+        .await
+        .unwrap_or(0);
+    for c in &mut children {
+        if let Some(pid) = c.id() {
+            peak = peak.max(process_peak_mb(pid));
+            // SAFETY: kill(2) with our child's pid and a valid signal: it drains and exits.
+            unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+        }
+    }
+    for c in &mut children {
+        let _ = tokio::time::timeout(Duration::from_secs(120), c.wait()).await;
+    }
+    drop_database(&args.database_url, &db_name).await.ok();
+    std::fs::remove_dir_all(&dir).ok();
+    if not_ok > 0 {
+        anyhow::bail!("{not_ok} stream syncs did not end ok");
+    }
+    Ok(BenchResult {
+        target: format!(
+            "{instances} instance{} (RabbitMQ + PostgreSQL)",
+            if instances == 1 { "" } else { "s" }
+        ),
+        records,
+        seconds,
+        records_per_sec: records as f64 / seconds,
+        latency_p50_ms: 0,
+        latency_p99_ms: 0,
+        peak_rss_mb: peak,
+    })
 }
