@@ -209,8 +209,9 @@ impl StoreError {
     }
 }
 
-/// Runs a store call, retrying while the database is away (a restart, a failover) for up to
-/// `patience`; other errors and a longer outage return the error. For the pull side, whose
+/// Runs a store call, retrying while the database is away (a restart, a failover) or refuses
+/// writes (read-only, disk full) for up to `patience`; other errors and a longer outage return
+/// the error. For the pull side, whose
 /// calls are idempotent (`commit_page` counts a page once however often it is retried).
 pub async fn retrying<T, F, Fut>(what: &'static str, patience: Duration, mut call: F) -> Result<T>
 where
@@ -234,9 +235,9 @@ where
                 }
                 return Ok(v);
             }
-            Err(e) if e.is_transient() && started.elapsed() < patience => {
+            Err(e) if e.is_unavailable() && started.elapsed() < patience => {
                 let delay = delays.next().unwrap_or(Duration::from_secs(5));
-                tracing::warn!(what, attempt, delay_ms = delay.as_millis() as u64, error = %e, "The store is unavailable; retrying.");
+                tracing::warn!(what, attempt, delay_ms = delay.as_millis() as u64, error = %e, "The store is unavailable or refuses writes; intake waits and retries.");
                 tokio::time::sleep(delay).await;
             }
             Err(e) => return Err(e),

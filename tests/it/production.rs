@@ -521,3 +521,84 @@ async fn metrics_syncs_and_reconciliations_are_served_after_a_sync() {
     app.stop().await;
     sims.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_refuses_writes_stops_intake_and_drops_nothing() {
+    let _broker = broker_lock().read().await;
+    let sims = spawn_sims(6000, 0.05, 43).await;
+    let db = TestDb::new().await;
+    let app = Running::start(broker_config(&sims, &db)).await;
+    let rt = app.rt.clone();
+    let sync = tokio::spawn(async move {
+        let pullers = rt.pullers(&Default::default()).expect("pullers");
+        rt.sync_once(&pullers, |_| {}).await.expect("sync")
+    });
+    let stored = async || {
+        try_count(&db.url, "SELECT count(*) FROM records")
+            .await
+            .unwrap_or(0)
+    };
+    wait_for("records to flow", Duration::from_secs(60), async || {
+        stored().await > 500
+    })
+    .await;
+    // Read-only from now on, for every connection (the open ones are cut so they reconnect).
+    let mut admin = sqlx::PgConnection::connect(PG_ADMIN).await.expect("admin");
+    let set = |on: bool| {
+        format!(
+            "ALTER DATABASE {} {}",
+            db.name,
+            if on {
+                "SET default_transaction_read_only = on"
+            } else {
+                "RESET default_transaction_read_only"
+            }
+        )
+    };
+    let cut = format!(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '{}'",
+        db.name
+    );
+    for sql in [set(true), cut.clone()] {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut admin)
+            .await
+            .expect("read-only");
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let frozen = stored().await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        stored().await,
+        frozen,
+        "records were stored while the database was read-only"
+    );
+    assert!(
+        !sync.is_finished(),
+        "the sync ended while the database refused writes"
+    );
+    assert_eq!(
+        try_count(
+            &db.url,
+            "SELECT count(*) FROM failures WHERE stage = 'store'"
+        )
+        .await,
+        Some(0),
+        "a refused write was treated as bad data"
+    );
+    for sql in [set(false), cut] {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut admin)
+            .await
+            .expect("writable");
+    }
+    let report = tokio::time::timeout(Duration::from_secs(300), sync)
+        .await
+        .expect("the sync ends once the database takes writes")
+        .expect("sync task");
+    assert!(report.complete(), "{report:?}");
+    assert_reconciled(&app.reconcile().await);
+    app.stop().await;
+    sims.shutdown().await;
+    db.drop_db().await;
+}
