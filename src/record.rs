@@ -118,6 +118,21 @@ pub struct Lineage {
     pub index: u32,
 }
 
+impl Lineage {
+    /// The page's trace id (`<sync run>/<connector>/<stream>/<page>`): what the fetch logs.
+    pub fn page_trace(&self) -> String {
+        format!(
+            "{}/{}/{}/{}",
+            self.sync_run, self.connector, self.stream, self.page
+        )
+    }
+
+    /// The record's trace id: the page's, and `#<index>` within it.
+    pub fn trace_id(&self) -> String {
+        format!("{}#{}", self.page_trace(), self.index)
+    }
+}
+
 /// A normalised record as a CloudEvents 1.0 event (structured content mode).
 ///
 /// Extension attribute names follow the CloudEvents naming rule (lower-case letters and digits).
@@ -239,6 +254,14 @@ impl Event {
     /// 2, 4 and 6 digits so consumers bind with AMQP wildcards (`penalty.62.6208.#`).
     pub fn routing_key(&self) -> String {
         routing_key(self.recordtype, &self.division, &self.connector)
+    }
+
+    /// The trace id that follows this record from its upstream page to its store row:
+    /// `<sync run>/<connector>/<stream>/<page>#<index>` (the page as the request asked for it).
+    /// The fetch logs it per page, the store writer per applied batch, and the stored version's
+    /// lineage keeps its parts.
+    pub fn trace_id(&self) -> String {
+        self.lineage().trace_id()
     }
 
     pub fn lineage(&self) -> Lineage {
@@ -470,6 +493,22 @@ mod tests {
         assert_eq!(back.events[0].data_text(), ev.data_text());
         assert_eq!(back.events[0].data_value(), Some(data));
         assert_eq!(back, batch);
+    }
+
+    #[test]
+    fn a_trace_id_names_run_source_page_and_position() {
+        let l = Lineage {
+            connector: "provincial".into(),
+            stream: "penalties".into(),
+            sync_run: "run-1".into(),
+            page: "updatedSince=2025-01-01 00:00:00&page=3".into(),
+            index: 7,
+        };
+        assert_eq!(
+            l.page_trace(),
+            "run-1/provincial/penalties/updatedSince=2025-01-01 00:00:00&page=3"
+        );
+        assert_eq!(l.trace_id(), format!("{}#7", l.page_trace()));
     }
 
     #[test]

@@ -903,6 +903,7 @@ impl StreamPuller {
             page: fp.label,
             index: 0,
         };
+        tracing::debug!(trace = %lineage_base.page_trace(), records = fp.page.records.len(), "Normalising a page.");
         // Normalising a page is CPU work of a few milliseconds; keep it off the I/O threads.
         let normalizer = self.normalizer.clone();
         let records = fp.page.records;

@@ -153,7 +153,14 @@ async fn apply_group(
                         h.record((now - ev.time).num_milliseconds().max(0) as u64);
                     }
                 }
+                // Each batch comes from one page: its trace id follows the records here
+                // (computed only when debug logs are on).
                 tracing::debug!(
+                    traces = ?batches
+                        .iter()
+                        .filter_map(|b| b.events.first())
+                        .map(|e| e.lineage().page_trace())
+                        .collect::<Vec<_>>(),
                     batches = batches.len(),
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     inserted = outcome.inserted,

@@ -73,6 +73,14 @@ impl TestDb {
         TestDb { url, name }
     }
 
+    /// Exactly-once effect: no record has two versions with the same content.
+    pub async fn assert_no_duplicate_versions(&self) {
+        let dup = self
+            .count("SELECT count(*) FROM (SELECT record_type, key, content_hash FROM record_versions GROUP BY 1, 2, 3 HAVING count(*) > 1) d")
+            .await;
+        assert_eq!(dup, 0, "a record was stored twice with the same content");
+    }
+
     pub async fn drop_db(self) {
         xiezhi::bench::drop_database(PG_ADMIN, &self.name)
             .await
@@ -196,6 +204,15 @@ impl Running {
             );
         }
         report
+    }
+
+    /// A sync of every stream, started in the background (the test disturbs it meanwhile).
+    pub fn spawn_sync(&self) -> tokio::task::JoinHandle<SyncReport> {
+        let rt = self.rt.clone();
+        tokio::spawn(async move {
+            let pullers = rt.pullers(&Selection::default()).expect("pullers");
+            rt.sync_once(&pullers, |_| {}).await.expect("sync")
+        })
     }
 
     pub async fn reconcile(&self) -> Reconciliation {

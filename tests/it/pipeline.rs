@@ -148,11 +148,7 @@ async fn a_rabbitmq_restart_mid_sync_loses_nothing() {
     let sims = spawn_sims(6000, 0.05, 13).await;
     let db = TestDb::new().await;
     let app = Running::start(broker_config(&sims, &db)).await;
-    let rt = app.rt.clone();
-    let sync = tokio::spawn(async move {
-        let pullers = rt.pullers(&Default::default()).expect("pullers");
-        rt.sync_once(&pullers, |_| {}).await.expect("sync")
-    });
+    let sync = app.spawn_sync();
     // Restart once records are flowing.
     for _ in 0..600 {
         if db.count("SELECT count(*) FROM records").await > 500 {
