@@ -48,6 +48,13 @@ async fn try_count(url: &str, sql: &str) -> Option<i64> {
         .map(|r| r.0)
 }
 
+/// Records stored so far; 0 while the database is away (restarting).
+async fn stored_records(db: &TestDb) -> i64 {
+    try_count(&db.url, "SELECT count(*) FROM records")
+        .await
+        .unwrap_or(0)
+}
+
 async fn wait_for(what: &str, limit: Duration, mut ok: impl AsyncFnMut() -> bool) {
     let started = Instant::now();
     while started.elapsed() < limit {
@@ -227,11 +234,7 @@ async fn rabbitmq_then_postgres_restarting_mid_sync_leave_the_same_store() {
     let db = TestDb::new().await;
     let app = Running::start(broker_config(&sims, &db)).await;
     let sync = app.spawn_sync();
-    let stored = async || {
-        try_count(&db.url, "SELECT count(*) FROM records")
-            .await
-            .unwrap_or(0)
-    };
+    let stored = async || stored_records(&db).await;
     wait_for("records to flow", Duration::from_secs(60), async || {
         stored().await > 500
     })
@@ -514,11 +517,7 @@ async fn a_database_that_refuses_writes_stops_intake_and_drops_nothing() {
     let db = TestDb::new().await;
     let app = Running::start(broker_config(&sims, &db)).await;
     let sync = app.spawn_sync();
-    let stored = async || {
-        try_count(&db.url, "SELECT count(*) FROM records")
-            .await
-            .unwrap_or(0)
-    };
+    let stored = async || stored_records(&db).await;
     wait_for("records to flow", Duration::from_secs(60), async || {
         stored().await > 500
     })
