@@ -1140,10 +1140,29 @@ struct AmqpAcker {
     batch_id: String,
 }
 
+/// Longest wait for the broker to take an ack or reject.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(15);
+
+impl AmqpAcker {
+    fn settle_timed_out(&self, what: &str) -> BusError {
+        BusError::Channel(format!(
+            "{what} of batch {} not taken within {}s: its channel is gone (the broker redelivers it)",
+            self.batch_id,
+            SETTLE_TIMEOUT.as_secs()
+        ))
+    }
+}
+
 #[async_trait]
 impl Acker for AmqpAcker {
     async fn ack(&self) -> Result<(), BusError> {
-        match self.acker.ack(BasicAckOptions::default()).await {
+        // Bounded: on a channel whose connection died without closing, the settle can wait
+        // forever (seen after broker restarts); the broker redelivers what was not acked.
+        let settled =
+            tokio::time::timeout(SETTLE_TIMEOUT, self.acker.ack(BasicAckOptions::default()))
+                .await
+                .map_err(|_| self.settle_timed_out("ack"))?;
+        match settled {
             Ok(true) => Ok(()),
             Ok(false) => Err(BusError::Channel(format!(
                 "cannot ack batch {}: its channel is closed (the broker redelivers it) or it was already settled",
@@ -1157,11 +1176,13 @@ impl Acker for AmqpAcker {
     }
 
     async fn reject(&self) -> Result<(), BusError> {
-        match self
-            .acker
-            .reject(BasicRejectOptions { requeue: false })
-            .await
-        {
+        let settled = tokio::time::timeout(
+            SETTLE_TIMEOUT,
+            self.acker.reject(BasicRejectOptions { requeue: false }),
+        )
+        .await
+        .map_err(|_| self.settle_timed_out("reject"))?;
+        match settled {
             Ok(true) => Ok(()),
             Ok(false) => Err(BusError::Channel(format!(
                 "cannot reject batch {}: its channel is closed (the broker redelivers it) or it was already settled",
