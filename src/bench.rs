@@ -67,6 +67,12 @@ pub struct BenchResult {
 
 pub async fn run(config: &mut Config, args: BenchArgs) -> anyhow::Result<i32> {
     let exe = std::env::current_exe().context("locating the xiezhi binary")?;
+    // The simulators' warnings and a panic, if one ends them, are kept for the operator: a
+    // benchmark that stalls because its upstreams went away must say so, and why.
+    let sim_log =
+        std::env::temp_dir().join(format!("xiezhi-bench-simulate-{}.log", std::process::id()));
+    let sim_stderr = std::fs::File::create(&sim_log)
+        .with_context(|| format!("creating the simulators' log {}", sim_log.display()))?;
     let mut child = tokio::process::Command::new(exe)
         .args([
             "simulate",
@@ -79,8 +85,9 @@ pub async fn run(config: &mut Config, args: BenchArgs) -> anyhow::Result<i32> {
             "--base-port",
             &args.base_port.to_string(),
         ])
+        .env("XIEZHI_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(sim_stderr)
         .kill_on_drop(true)
         .spawn()
         .context("starting the simulators")?;
@@ -107,8 +114,16 @@ pub async fn run(config: &mut Config, args: BenchArgs) -> anyhow::Result<i32> {
     for t in targets {
         let r = match t {
             "instances" => {
-                results.push(measure_instances(config, &args, 1).await?);
-                measure_instances(config, &args, args.instances.max(2)).await?
+                let sim = Simulators {
+                    child: &mut child,
+                    log: &sim_log,
+                };
+                results.push(measure_instances(config, &args, 1, sim).await?);
+                let sim = Simulators {
+                    child: &mut child,
+                    log: &sim_log,
+                };
+                measure_instances(config, &args, args.instances.max(2), sim).await?
             }
             "feeds" => {
                 let (c, dir) = embedded(config);
@@ -147,6 +162,7 @@ pub async fn run(config: &mut Config, args: BenchArgs) -> anyhow::Result<i32> {
         results.push(r);
     }
     child.kill().await.ok();
+    std::fs::remove_file(&sim_log).ok();
 
     println!(
         "{:<36} {:>10} {:>8} {:>12} {:>8} {:>8} {:>10}",
@@ -487,16 +503,24 @@ pub async fn drop_database(admin_url: &str, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The simulators' child process of a benchmark run, and where its log goes.
+struct Simulators<'a> {
+    child: &'a mut tokio::process::Child,
+    log: &'a std::path::Path,
+}
+
 /// `--target instances`: `xiezhi run` as operators scale it, with 1 and then `instances`
 /// processes against one RabbitMQ and one PostgreSQL on this machine. Every stream of the five
 /// simulators syncs once (its first occurrence: connector copies whose cron never comes round),
-/// the processes sharing the streams through their leases; measured from the processes' start
-/// until every stream's occurrence is recorded as finished (each sync waits until its records
-/// are stored). Records are the events the windows routed; the peak is the largest process's.
+/// the processes sharing the streams and pushes through their leases; measured from the
+/// processes' start until every stream's occurrence is recorded as finished (each sync waits
+/// until its records are stored) and every push and the feed relay has caught up with the
+/// store. Records are the events the windows routed; the peak is the largest process's.
 async fn measure_instances(
     config: &Config,
     args: &BenchArgs,
     instances: usize,
+    sim: Simulators<'_>,
 ) -> anyhow::Result<BenchResult> {
     let (db_url, db_name) = fresh_database(&args.database_url).await?;
     let dir = std::env::temp_dir().join(format!("xiezhi-bench-{}", uuid::Uuid::new_v4()));
@@ -520,6 +544,29 @@ async fn measure_instances(
             .context("connector file name")?;
         std::fs::write(connectors.join(name), once.join("\n") + "\n")?;
     }
+    // The work is done when every stream's occurrence finished (its records stored) and every
+    // push and the feed relay caught up with the store: pushes run beside the syncs, and an
+    // instance that left them behind would otherwise look faster for deferring work.
+    let mut consumers = vec![(crate::feeds::relay::RELAY_CURSOR.to_owned(), "*".to_owned())];
+    for def in crate::connectors::definition::load_dir(&connectors)? {
+        for p in &def.pushes {
+            consumers.push((
+                format!("push:{}/{}", def.name, p.name),
+                p.record_type.as_str().to_owned(),
+            ));
+        }
+    }
+    let lagging_sql = format!(
+        "SELECT count(*) FROM (VALUES {}) AS p(consumer, feed) \
+         WHERE coalesce((SELECT c.seq FROM feed_cursors c WHERE c.consumer = p.consumer AND c.feed = p.feed), 0) \
+             < coalesce(CASE WHEN p.feed = '*' THEN (SELECT max(seq) FROM record_versions) \
+                 ELSE (SELECT max(v.seq) FROM record_versions v WHERE v.record_type = p.feed) END, 0)",
+        consumers
+            .iter()
+            .map(|(c, f)| format!("('{c}', '{f}')"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     let suffix = uuid::Uuid::new_v4().simple().to_string();
     let file = dir.join("xiezhi.toml");
     std::fs::write(
@@ -545,7 +592,9 @@ async fn measure_instances(
                 .env("XIEZHI_HTTP_ADDR", "127.0.0.1:0")
                 .env("XIEZHI_LOG", "warn")
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                .stderr(std::fs::File::create(
+                    dir.join(format!("instance-{i}.log")),
+                )?)
                 .kill_on_drop(true)
                 .spawn()
                 .context("starting an instance")?,
@@ -560,21 +609,51 @@ async fn measure_instances(
             .flatten()
     };
     let mut peak = 0f64;
+    let mut synced = None;
     loop {
         for c in &children {
             if let Some(pid) = c.id() {
                 peak = peak.max(process_peak_mb(pid));
             }
         }
-        if count("SELECT count(*) FROM schedule_state").await == Some(streams) {
+        // A process that ended mid-run would leave the wait below to its hour: say which and
+        // where its log is (the directory is kept for it).
+        if let Ok(Some(status)) = sim.child.try_wait() {
+            anyhow::bail!(
+                "the simulators exited mid-run ({status}); their log: {}",
+                sim.log.display()
+            );
+        }
+        for (i, c) in children.iter_mut().enumerate() {
+            if let Ok(Some(status)) = c.try_wait() {
+                anyhow::bail!(
+                    "instance {i} exited mid-run ({status}); its log: {}",
+                    dir.join(format!("instance-{i}.log")).display()
+                );
+            }
+        }
+        if synced.is_none() && count("SELECT count(*) FROM schedule_state").await == Some(streams) {
+            synced = Some(started.elapsed().as_secs_f64());
+        }
+        if synced.is_some() && count(&lagging_sql).await == Some(0) {
             break;
         }
         if started.elapsed() > Duration::from_secs(3600) {
-            anyhow::bail!("the instances did not finish every stream within an hour");
+            anyhow::bail!("the instances did not finish every stream and push within an hour");
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let seconds = started.elapsed().as_secs_f64();
+    let synced = synced.unwrap_or(seconds);
+    tracing::info!(
+        instances,
+        synced_secs = synced,
+        caught_up_secs = seconds,
+        "Instances benchmark: every stream synced, then every push and the relay caught up."
+    );
+    println!(
+        "{instances} instance(s): every stream synced and stored after {synced:.1} s; every push and the feed relay caught up after {seconds:.1} s"
+    );
     let records = count("SELECT sum(routed)::int8 FROM sync_reconciliations")
         .await
         .unwrap_or(0);
