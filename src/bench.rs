@@ -73,7 +73,7 @@ pub async fn run(config: &mut Config, args: BenchArgs) -> anyhow::Result<i32> {
         std::env::temp_dir().join(format!("xiezhi-bench-simulate-{}.log", std::process::id()));
     let sim_stderr = std::fs::File::create(&sim_log)
         .with_context(|| format!("creating the simulators' log {}", sim_log.display()))?;
-    let mut child = tokio::process::Command::new(exe)
+    let child = tokio::process::Command::new(exe)
         .args([
             "simulate",
             "--seed",
@@ -91,6 +91,10 @@ pub async fn run(config: &mut Config, args: BenchArgs) -> anyhow::Result<i32> {
         .kill_on_drop(true)
         .spawn()
         .context("starting the simulators")?;
+    let mut sim = Simulators {
+        child,
+        log: sim_log,
+    };
     config.sim_base_port = args.base_port;
     for (k, v) in crate::sim::default_credentials() {
         config.extra_env.entry(k).or_insert(v);
@@ -114,16 +118,8 @@ pub async fn run(config: &mut Config, args: BenchArgs) -> anyhow::Result<i32> {
     for t in targets {
         let r = match t {
             "instances" => {
-                let sim = Simulators {
-                    child: &mut child,
-                    log: &sim_log,
-                };
-                results.push(measure_instances(config, &args, 1, sim).await?);
-                let sim = Simulators {
-                    child: &mut child,
-                    log: &sim_log,
-                };
-                measure_instances(config, &args, args.instances.max(2), sim).await?
+                results.push(measure_instances(config, &args, 1, &mut sim).await?);
+                measure_instances(config, &args, args.instances.max(2), &mut sim).await?
             }
             "feeds" => {
                 let (c, dir) = embedded(config);
@@ -161,8 +157,8 @@ pub async fn run(config: &mut Config, args: BenchArgs) -> anyhow::Result<i32> {
         };
         results.push(r);
     }
-    child.kill().await.ok();
-    std::fs::remove_file(&sim_log).ok();
+    sim.child.kill().await.ok();
+    std::fs::remove_file(&sim.log).ok();
 
     println!(
         "{:<36} {:>10} {:>8} {:>12} {:>8} {:>8} {:>10}",
@@ -504,9 +500,9 @@ pub async fn drop_database(admin_url: &str, name: &str) -> anyhow::Result<()> {
 }
 
 /// The simulators' child process of a benchmark run, and where its log goes.
-struct Simulators<'a> {
-    child: &'a mut tokio::process::Child,
-    log: &'a std::path::Path,
+struct Simulators {
+    child: tokio::process::Child,
+    log: std::path::PathBuf,
 }
 
 /// `--target instances`: `xiezhi run` as operators scale it, with 1 and then `instances`
@@ -520,7 +516,7 @@ async fn measure_instances(
     config: &Config,
     args: &BenchArgs,
     instances: usize,
-    sim: Simulators<'_>,
+    sim: &mut Simulators,
 ) -> anyhow::Result<BenchResult> {
     let (db_url, db_name) = fresh_database(&args.database_url).await?;
     let dir = std::env::temp_dir().join(format!("xiezhi-bench-{}", uuid::Uuid::new_v4()));
