@@ -66,40 +66,11 @@ pub struct BenchResult {
 }
 
 pub async fn run(config: &mut Config, args: BenchArgs) -> anyhow::Result<i32> {
-    let exe = std::env::current_exe().context("locating the xiezhi binary")?;
-    // The simulators' warnings and a panic, if one ends them, are kept for the operator: a
-    // benchmark that stalls because its upstreams went away must say so, and why.
-    let sim_log =
-        std::env::temp_dir().join(format!("xiezhi-bench-simulate-{}.log", std::process::id()));
-    let sim_stderr = std::fs::File::create(&sim_log)
-        .with_context(|| format!("creating the simulators' log {}", sim_log.display()))?;
-    let child = tokio::process::Command::new(exe)
-        .args([
-            "simulate",
-            "--seed",
-            "7",
-            "--invalid-rate",
-            "0",
-            "--records",
-            &args.records.to_string(),
-            "--base-port",
-            &args.base_port.to_string(),
-        ])
-        .env("XIEZHI_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(sim_stderr)
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting the simulators")?;
-    let mut sim = Simulators {
-        child,
-        log: sim_log,
-    };
+    let mut sim = Simulators::start(&args).await?;
     config.sim_base_port = args.base_port;
     for (k, v) in crate::sim::default_credentials() {
         config.extra_env.entry(k).or_insert(v);
     }
-    wait_for_port(args.base_port + 2).await?;
 
     let targets: Vec<&str> = match args.target.as_str() {
         "both" => vec!["embedded", "amqp"],
@@ -118,7 +89,11 @@ pub async fn run(config: &mut Config, args: BenchArgs) -> anyhow::Result<i32> {
     for t in targets {
         let r = match t {
             "instances" => {
+                // Each count of instances meets simulators in their starting state: the
+                // simulators keep every push's answer (idempotency), so a second run against
+                // the first one's simulators would pay for the first one's pushes.
                 results.push(measure_instances(config, &args, 1, &mut sim).await?);
+                sim.restart(&args).await?;
                 measure_instances(config, &args, args.instances.max(2), &mut sim).await?
             }
             "feeds" => {
@@ -157,8 +132,7 @@ pub async fn run(config: &mut Config, args: BenchArgs) -> anyhow::Result<i32> {
         };
         results.push(r);
     }
-    sim.child.kill().await.ok();
-    std::fs::remove_file(&sim.log).ok();
+    sim.stop().await;
 
     println!(
         "{:<36} {:>10} {:>8} {:>12} {:>8} {:>8} {:>10}",
@@ -503,6 +477,53 @@ pub async fn drop_database(admin_url: &str, name: &str) -> anyhow::Result<()> {
 struct Simulators {
     child: tokio::process::Child,
     log: std::path::PathBuf,
+}
+
+impl Simulators {
+    /// Starts `xiezhi simulate` (seed 7, no invalid records) on the benchmark's ports and waits
+    /// until they listen. The simulators' warnings, and a panic if one ends them, go to a log
+    /// kept for the operator: a benchmark that stalls because its upstreams went away must say
+    /// so, and why.
+    async fn start(args: &BenchArgs) -> anyhow::Result<Simulators> {
+        let exe = std::env::current_exe().context("locating the xiezhi binary")?;
+        let log =
+            std::env::temp_dir().join(format!("xiezhi-bench-simulate-{}.log", std::process::id()));
+        let stderr = std::fs::File::create(&log)
+            .with_context(|| format!("creating the simulators' log {}", log.display()))?;
+        let child = tokio::process::Command::new(exe)
+            .args([
+                "simulate",
+                "--seed",
+                "7",
+                "--invalid-rate",
+                "0",
+                "--records",
+                &args.records.to_string(),
+                "--base-port",
+                &args.base_port.to_string(),
+            ])
+            .env("XIEZHI_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting the simulators")?;
+        let sim = Simulators { child, log };
+        wait_for_port(args.base_port + 2).await?;
+        Ok(sim)
+    }
+
+    /// Replaces the simulators with fresh ones in their starting state.
+    async fn restart(&mut self, args: &BenchArgs) -> anyhow::Result<()> {
+        self.child.kill().await.ok();
+        *self = Simulators::start(args).await?;
+        Ok(())
+    }
+
+    async fn stop(mut self) {
+        self.child.kill().await.ok();
+        std::fs::remove_file(&self.log).ok();
+    }
 }
 
 /// `--target instances`: `xiezhi run` as operators scale it, with 1 and then `instances`
