@@ -1506,7 +1506,9 @@ mod tests {
     #[ignore = "throughput measurement; run with --release --ignored --nocapture"]
     async fn bench_apply_postgres() {
         let db = TestDb::new(Precedence::default()).await;
-        db.run(|store| async move { crate::store::testsuite::bench(&store, 20_000).await })
-            .await;
+        db.run(|store| async move {
+            crate::store::testsuite::bench(&store, crate::store::testsuite::bench_events()).await
+        })
+        .await;
     }
 }

@@ -1687,7 +1687,7 @@ mod tests {
     #[ignore = "throughput measurement; run with --release --ignored --nocapture"]
     async fn bench_apply_sqlite() {
         let (store, dir) = temp_store(Precedence::default()).await;
-        crate::store::testsuite::bench(&store, 20_000).await;
+        crate::store::testsuite::bench(&store, crate::store::testsuite::bench_events()).await;
         store.close().await;
         std::fs::remove_dir_all(dir).unwrap();
     }
