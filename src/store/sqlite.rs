@@ -324,7 +324,13 @@ impl SqliteStore {
                 .map_err(query_err("writing contribution bodies"))?;
         }
 
-        for chunk in fixed_chunks(&plan.records) {
+        // In key order: keys arrive in random order, and inserting them sorted lets each
+        // B-tree descent start near the previous one in the key index.
+        let mut records: Vec<&merge::RecordWrite> = plan.records.iter().collect();
+        records.sort_unstable_by(|a, b| {
+            (a.record_type.as_str(), a.key.as_str()).cmp(&(b.record_type.as_str(), b.key.as_str()))
+        });
+        for chunk in fixed_chunks(&records) {
             let sql = values_sql(
                 "INSERT OR ROLLBACK INTO records (record_type, key, version, seq, deleted, division, content_hash, \
                    sources, updated_at)",
