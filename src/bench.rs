@@ -598,8 +598,11 @@ async fn measure_instances(
     )?;
     let exe = std::env::current_exe().context("locating the xiezhi binary")?;
     let started = Instant::now();
+    let logs: Vec<std::path::PathBuf> = (0..instances)
+        .map(|i| dir.join(format!("instance-{i}.log")))
+        .collect();
     let mut children = Vec::new();
-    for i in 0..instances {
+    for (i, log) in logs.iter().enumerate() {
         children.push(
             tokio::process::Command::new(&exe)
                 .args(["--config", &file.to_string_lossy(), "run"])
@@ -609,9 +612,7 @@ async fn measure_instances(
                 .env("XIEZHI_HTTP_ADDR", "127.0.0.1:0")
                 .env("XIEZHI_LOG", "warn")
                 .stdout(Stdio::null())
-                .stderr(std::fs::File::create(
-                    dir.join(format!("instance-{i}.log")),
-                )?)
+                .stderr(std::fs::File::create(log)?)
                 .kill_on_drop(true)
                 .spawn()
                 .context("starting an instance")?,
@@ -645,7 +646,7 @@ async fn measure_instances(
             if let Ok(Some(status)) = c.try_wait() {
                 anyhow::bail!(
                     "instance {i} exited mid-run ({status}); its log: {}",
-                    dir.join(format!("instance-{i}.log")).display()
+                    logs[i].display()
                 );
             }
         }

@@ -9,12 +9,13 @@
 //! store (stage `push`), and only then moves its cursor. An upstream outage stops the rounds
 //! (the cursor stays), so delivery is delayed, never lost.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use chrono::Utc;
 use serde::Serialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 use super::definition::PushDef;
@@ -232,21 +233,26 @@ impl Pusher {
             target: target.clone(),
             reason: format!("the request could not be written: {e}"),
         };
-        let items = serde_json::to_string(&items).map_err(unwritable)?;
-        let request_key = request_key(&items);
+        // The items are written once: their text is both the request's content and part of
+        // its idempotency key.
+        let items = serde_json::value::to_raw_value(&items).map_err(unwritable)?;
+        let request_key = request_key(items.get());
         let request_key = request_key.as_str();
-        let mut body = format!(
-            "{{{}:{items}",
-            serde_json::to_string(&self.def.records).map_err(unwritable)?
-        );
-        if let Some(f) = &self.def.batch_field {
-            let digest = hex::encode(Sha256::digest(request_key.as_bytes()));
-            body.push(',');
-            body.push_str(&serde_json::to_string(f).map_err(unwritable)?);
-            body.push_str(&format!(":\"XZ{}\"", &digest[..20]));
+        let batch = match &self.def.batch_field {
+            Some(f) => {
+                let digest = hex::encode(Sha256::digest(request_key.as_bytes()));
+                let value = serde_json::value::to_raw_value(&format!("XZ{}", &digest[..20]))
+                    .map_err(unwritable)?;
+                Some((f.as_str(), value))
+            }
+            None => None,
+        };
+        let mut fields: BTreeMap<&str, &RawValue> = BTreeMap::new();
+        fields.insert(&self.def.records, &items);
+        if let Some((f, value)) = &batch {
+            fields.insert(f, value);
         }
-        body.push('}');
-        let body = body.into_bytes();
+        let body = serde_json::to_vec(&fields).map_err(unwritable)?;
         let answer: Value = self
             .upstream
             .post_json_parsed(
