@@ -14,6 +14,7 @@ pub mod connectors;
 pub mod deadlines;
 pub mod domain;
 pub mod feeds;
+pub mod memory;
 pub mod normalize;
 pub mod ops;
 pub mod pipeline;

@@ -9,7 +9,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     disable_transparent_huge_pages();
-    purge_freed_memory_promptly();
+    xiezhi::memory::purge_freed_memory_promptly();
     match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -40,21 +40,6 @@ fn disable_transparent_huge_pages() {
             );
         }
     }
-}
-
-/// `mi_option_purge_delay` in mimalloc's `mi_option_e` (the same index in its v2 and v3
-/// headers; mimalloc keeps retired options as placeholders so indexes never move). The Rust
-/// binding does not name it.
-const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-
-/// mimalloc returns freed pages to the OS 10 ms after they empty (100 ms for its arenas). The
-/// pipeline frees most of what it allocates within milliseconds, on another thread, so at that
-/// delay the freed pages of a long sync were a large share of the peak resident memory: on
-/// RabbitMQ + PostgreSQL at 1,000,000 records, 196–204 MB with the default and 128–131 MB at
-/// 3 ms, for 11,200–12,400 records/s either way (`xiezhi bench`; 0 ms cost about 10% of it).
-fn purge_freed_memory_promptly() {
-    // SAFETY: sets an integer option of the allocator; safe at any time, from any thread.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 3) };
 }
 
 async fn async_main() -> std::process::ExitCode {

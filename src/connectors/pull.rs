@@ -524,7 +524,7 @@ impl StreamPuller {
             r
         };
         let processor = async {
-            // Pages are normalised NORMALISE_AHEAD at a time on the blocking pool (it is CPU
+            // Pages are normalised NORMALISE_AHEAD at a time on the normalising threads (it is CPU
             // work), and published strictly in page order.
             let mut normalized = futures_util::stream::poll_fn(|cx| page_rx.poll_recv(cx))
                 .map(|fp| self.normalize_page(ctx, fp, open.clone()))
@@ -889,7 +889,7 @@ impl StreamPuller {
         }
     }
 
-    /// Normalises a page on the blocking pool.
+    /// Normalises a page on the normalising threads ([`crate::normalize::pool`]).
     async fn normalize_page(
         &self,
         ctx: &PullContext,
@@ -904,11 +904,10 @@ impl StreamPuller {
             index: 0,
         };
         tracing::debug!(trace = %lineage_base.page_trace(), records = fp.page.records.len(), "Normalising a page.");
-        // Normalising a page is CPU work of a few milliseconds; keep it off the I/O threads.
+        // Normalising a page is CPU work of a few milliseconds; keep it off the runtime.
         let normalizer = self.normalizer.clone();
         let records = fp.page.records;
-        let (groups, failures, answers) = tokio::task::spawn_blocking(move || {
-            lower_thread_priority();
+        let (groups, failures, answers) = crate::normalize::pool::run(move || {
             let mut groups: BTreeMap<String, Vec<Event>> = BTreeMap::new();
             let mut failures = Vec::new();
             let mut answers = Vec::new();
@@ -994,27 +993,6 @@ impl StreamPuller {
             events,
             after,
         })
-    }
-}
-
-/// Normalisation runs on blocking-pool threads at a lower priority (nice 10) than the store
-/// writer and the I/O threads. Throughput is set by the writer's serial path of many short
-/// hops between threads; on a machine whose cores are all busy normalising, each hop would
-/// otherwise wait for a time slice. Linux gives each thread its own nice value.
-fn lower_thread_priority() {
-    #[cfg(target_os = "linux")]
-    {
-        thread_local!(static LOWERED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
-        LOWERED.with(|done| {
-            if !done.replace(true) {
-                // SAFETY: setpriority only reads its integer arguments; `who` = 0 is the
-                // calling thread on Linux.
-                let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
-                if rc != 0 {
-                    tracing::debug!(error = %std::io::Error::last_os_error(), "Could not lower the priority of a normalising thread.");
-                }
-            }
-        });
     }
 }
 

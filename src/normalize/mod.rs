@@ -5,6 +5,7 @@
 //! fuzzable) alone and cheap to run on the pull worker's thread.
 
 pub mod mapping;
+pub mod pool;
 pub mod reverse;
 
 use std::sync::Arc;

@@ -149,7 +149,7 @@ pub async fn replay(
 
     // Three stages run at once, two pages apart: read failures (ids first, then rows by id —
     // sorting ids stays cheap whatever plan the database picks for the filter, where sorting
-    // whole rows did not), normalise them on the blocking pool, and send what passed.
+    // whole rows did not), normalise them on the normalising threads, and send what passed.
     let (page_tx, mut page_rx) = tokio::sync::mpsc::channel::<Vec<FailureRow>>(2);
     let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<Attempted>(2);
     let page_size = settings.page_size.max(1) as usize;
@@ -228,7 +228,7 @@ pub async fn replay(
             // ingested it, whichever writer took it and in whatever order.
             page_no += 1;
             let run = format!("{run_id}/{page_no}");
-            let attempted = tokio::task::spawn_blocking(move || attempt_page(jobs, run)).await?;
+            let attempted = crate::normalize::pool::run(move || attempt_page(jobs, run)).await?;
             if done_tx.send(attempted).await.is_err() {
                 break;
             }
@@ -440,7 +440,7 @@ fn count_skip(report: &mut ReplayReport, reason: &str) {
     *report.skipped_reasons.entry(reason.to_owned()).or_default() += 1;
 }
 
-/// One failure with what normalising it needs, owned, for the blocking pool.
+/// One failure with what normalising it needs, owned, for the normalising threads.
 struct Job {
     row: FailureRow,
     /// The stream's format, records path and current normaliser (normalise-stage failures of a

@@ -116,9 +116,15 @@ impl Runtime {
             None => None,
         };
         let bus: Arc<dyn Bus> = match &amqp {
-            Some(a) => Arc::new(a.clone()),
+            Some(a) => {
+                crate::memory::purge_freed_memory_promptly();
+                Arc::new(a.clone())
+            }
             // Few batches in memory at once: each holds up to `batch_max_events` parsed records.
-            None => Arc::new(MemoryBus::new(32)),
+            None => {
+                crate::memory::keep_freed_memory_longer();
+                Arc::new(MemoryBus::new(32))
+            }
         };
         bus.declare().await.context("declaring the bus topology")?;
         if let Some(a) = &amqp {

@@ -220,6 +220,15 @@ fn is_data_error(e: &crate::store::StoreError) -> bool {
             source,
             sqlx::Error::Database(_) | sqlx::Error::Decode(_) | sqlx::Error::Encode(_)
         ),
+        // What SQLite refused (a constraint, a type) or what came back unreadable; the codes
+        // that waiting cures were sorted out above.
+        crate::store::StoreError::Sqlite { source, .. } => matches!(
+            source,
+            rusqlite::Error::SqliteFailure(..)
+                | rusqlite::Error::FromSqlConversionFailure(..)
+                | rusqlite::Error::InvalidColumnType(..)
+                | rusqlite::Error::IntegralValueOutOfRange(..)
+        ),
         crate::store::StoreError::Corrupt { .. } => true,
         _ => false,
     }

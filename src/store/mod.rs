@@ -32,6 +32,13 @@ pub enum StoreError {
         context: &'static str,
         source: sqlx::Error,
     },
+    /// From the SQLite store's apply path, which runs on the writer connection through
+    /// rusqlite rather than sqlx (see `store::sqlite::apply`).
+    #[error("store query failed while {context}: {source}")]
+    Sqlite {
+        context: &'static str,
+        source: rusqlite::Error,
+    },
     #[error("stored data is corrupt ({context}): {reason}")]
     Corrupt {
         context: &'static str,

@@ -382,10 +382,10 @@ impl Store for PgStore {
                     }
                 })?;
             Self::write_plan(&mut tx, &plan).await?;
-            outcome.inserted = plan.outcome.inserted;
-            outcome.updated = plan.outcome.updated;
-            outcome.unchanged = plan.outcome.unchanged;
-            outcome.deleted = plan.outcome.deleted;
+            outcome = ApplyOutcome {
+                duplicate_batches: outcome.duplicate_batches,
+                ..plan.outcome
+            };
         } else {
             outcome.unchanged = selected.skipped;
         }

@@ -157,6 +157,14 @@ impl StoreError {
     /// Whether the error is the database being away for a while (restart, failover, network):
     /// retrying the same call later can succeed. Constraint violations and bad SQL are not.
     pub fn is_transient(&self) -> bool {
+        if let StoreError::Sqlite { source, .. } = self {
+            return sqlite_code(source).is_some_and(|c| {
+                matches!(
+                    c,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                )
+            });
+        }
         let source = match self {
             StoreError::Query { source, .. } | StoreError::Open { source, .. } => source,
             _ => return false,
@@ -191,6 +199,18 @@ impl StoreError {
         if self.is_transient() {
             return true;
         }
+        if let StoreError::Sqlite { source, .. } = self {
+            return sqlite_code(source).is_some_and(|c| {
+                matches!(
+                    c,
+                    rusqlite::ErrorCode::ReadOnly
+                        | rusqlite::ErrorCode::SystemIoFailure
+                        | rusqlite::ErrorCode::DiskFull
+                        | rusqlite::ErrorCode::CannotOpen
+                        | rusqlite::ErrorCode::OutOfMemory
+                )
+            });
+        }
         let StoreError::Query {
             source: sqlx::Error::Database(e),
             ..
@@ -206,6 +226,14 @@ impl StoreError {
                 || c.starts_with("58")
                 || matches!(c.as_ref(), "8" | "10" | "13")
         })
+    }
+}
+
+/// The SQLite result code of an error from the SQLite apply path, if SQLite gave one.
+pub(crate) fn sqlite_code(e: &rusqlite::Error) -> Option<rusqlite::ErrorCode> {
+    match e {
+        rusqlite::Error::SqliteFailure(f, _) => Some(f.code),
+        _ => None,
     }
 }
 

@@ -2,12 +2,11 @@
 //! feed.
 //!
 //! One writer connection (SQLite allows one writer at a time anyway; a single connection makes the
-//! change sequence trivially monotonic) and a few reader connections over WAL. `apply` is
-//! set-based like the PostgreSQL store: each table is written by one statement that reads its
-//! rows from a bound JSON array through `json_each`, because every statement execution crosses to
-//! sqlx's SQLite worker thread and per-row statements would cost more than the writes.
+//! change sequence trivially monotonic) and a few reader connections over WAL. The apply path runs
+//! synchronously on the writer's handle (see [`apply`]); everything else goes through sqlx, with
+//! set-based statements that read their rows from a bound JSON array through `json_each`, because
+//! every sqlx statement crosses to its SQLite worker thread and back.
 
-use std::collections::HashSet;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -16,26 +15,27 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::Utc;
 use serde_json::Value;
+use sqlx::AssertSqlSafe;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, Sqlite, Transaction};
 
-use super::merge::{self, LoadedBody, RecKey, RecordHead};
 use super::ops::{self, AuditTuple, TokenTuple, audit_from_tuple, bind_all, token_from_tuple};
 use super::scale;
 use super::{
     ApplyOutcome, Change, ChangeTuple, FailureCols, FailureFilter, FailureRow, FailureTuple,
-    HeadTuple, Precedence, RecordTuple, RecordVersion, Result, RunProgress, Stats, Store,
-    StoreError, StoredRecord, VersionTuple, change_from_tuple, failure_from_tuple, failure_limit,
-    head_from_tuple, query_err, record_from_tuple, record_type_of, status_name, version_from_tuple,
+    Precedence, RecordTuple, RecordVersion, Result, RunProgress, Stats, Store, StoreError,
+    StoredRecord, VersionTuple, change_from_tuple, failure_from_tuple, failure_limit, query_err,
+    record_from_tuple, status_name, version_from_tuple,
 };
 use super::{
     FailureStatus, FeedCursor, PushReceipt, ReceiptTuple, feed_cursor_from_tuple, parse_json,
     receipt_from_tuple, time_from_micros,
 };
 use crate::record::{Batch, Failure, RecordType};
+
+mod apply;
 
 /// Reader connections next to the single writer.
 const READERS: u32 = 4;
@@ -122,13 +122,19 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
+            // For a new file only (an existing one keeps its page size). Each commit writes
+            // every page it dirtied to the WAL, one frame (two writes) per page, and a commit of
+            // new keys dirties about one page of the key index per key whatever the page size:
+            // 8 KiB pages cut the frames of a commit, and its time by about a fifth, against
+            // 4 KiB (1 and 2 KiB were slower still; `xiezhi bench --target embedded`).
+            .page_size(8192)
             .pragma("cache_size", "-16384")
             .pragma("temp_store", "memory");
         // The checkpointer connection copies committed WAL frames back into the database on
         // its own thread (see `checkpoint_loop`), so the writer does not spend a quarter of its
         // time on it. Under continuous writes those PASSIVE checkpoints never catch up with the
         // very last commit, though, and only a checkpoint that copied everything lets the WAL
-        // start over. So the writer still checkpoints at 64 MB of WAL: by then nearly all of it
+        // start over. So the writer still checkpoints at 16,384 pages of WAL (128 MB): by then nearly all of it
         // has been copied, the rest is quick, and the WAL file stays small.
         let pool = |max: u32, min: u32, acquire_secs: u64, options: SqliteConnectOptions| {
             let shown = shown.clone();
@@ -173,42 +179,42 @@ impl SqliteStore {
             (
                 1,
                 "store",
-                include_str!("../../migrations/sqlite/0001_store.sql"),
+                include_str!("../../../migrations/sqlite/0001_store.sql"),
             ),
             (
                 2,
                 "history chain",
-                include_str!("../../migrations/sqlite/0002_history_chain.sql"),
+                include_str!("../../../migrations/sqlite/0002_history_chain.sql"),
             ),
             (
                 3,
                 "operators",
-                include_str!("../../migrations/sqlite/0003_operators.sql"),
+                include_str!("../../../migrations/sqlite/0003_operators.sql"),
             ),
             (
                 4,
                 "edits",
-                include_str!("../../migrations/sqlite/0004_edits.sql"),
+                include_str!("../../../migrations/sqlite/0004_edits.sql"),
             ),
             (
                 5,
                 "feeds",
-                include_str!("../../migrations/sqlite/0005_feeds.sql"),
+                include_str!("../../../migrations/sqlite/0005_feeds.sql"),
             ),
             (
                 6,
                 "push",
-                include_str!("../../migrations/sqlite/0006_push.sql"),
+                include_str!("../../../migrations/sqlite/0006_push.sql"),
             ),
             (
                 7,
                 "deadline alerts",
-                include_str!("../../migrations/sqlite/0007_deadline_alerts.sql"),
+                include_str!("../../../migrations/sqlite/0007_deadline_alerts.sql"),
             ),
             (
                 8,
                 "scale out",
-                include_str!("../../migrations/sqlite/0008_scale_out.sql"),
+                include_str!("../../../migrations/sqlite/0008_scale_out.sql"),
             ),
         ])
     }
@@ -220,219 +226,11 @@ impl SqliteStore {
         self.readers.close().await;
         self.writer.close().await;
     }
-
-    /// The heads of the stored records among `keys`.
-    async fn load_heads(
-        tx: &mut Transaction<'static, Sqlite>,
-        keys: &[RecKey],
-    ) -> Result<Vec<RecordHead>> {
-        let rows: Vec<HeadTuple> = sqlx::query_as(
-            "SELECT r.record_type, r.key, r.version, r.seq, r.deleted, r.division, r.content_hash, \
-               r.sources \
-             FROM json_each(?1) AS j CROSS JOIN records AS r \
-             ON r.record_type = j.value->>0 AND r.key = j.value->>1",
-        )
-        .bind(keys_json(keys))
-        .fetch_all(&mut **tx)
-        .await
-        .map_err(query_err("reading the stored heads of incoming records"))?;
-        rows.into_iter().map(head_from_tuple).collect()
-    }
-
-    /// Bodies of the dirty stored keys: the merged body and the contributions' own bodies.
-    async fn load_bodies(
-        tx: &mut Transaction<'static, Sqlite>,
-        known: &[merge::KnownKey],
-    ) -> Result<Vec<LoadedBody>> {
-        if known.is_empty() {
-            return Ok(Vec::new());
-        }
-        let keys: Vec<RecKey> = known.iter().map(|k| k.key.clone()).collect();
-        let seqs = to_json(&known.iter().map(|k| k.seq).collect::<Vec<_>>());
-        let rows: Vec<(String, String, Option<String>, String)> = sqlx::query_as(
-            "SELECT v.record_type, v.key, NULL, v.data \
-             FROM json_each(?2) AS j CROSS JOIN record_versions AS v ON v.seq = j.value \
-             WHERE v.data IS NOT NULL \
-             UNION ALL \
-             SELECT s.record_type, s.key, s.connector, s.data \
-             FROM json_each(?1) AS j CROSS JOIN record_sources AS s \
-             ON s.record_type = j.value->>0 AND s.key = j.value->>1",
-        )
-        .bind(keys_json(&keys))
-        .bind(seqs)
-        .fetch_all(&mut **tx)
-        .await
-        .map_err(query_err("reading bodies to re-merge"))?;
-        rows.into_iter()
-            .map(|(t, key, connector, data)| {
-                Ok(LoadedBody {
-                    record_type: record_type_of("body record type", &t)?,
-                    key,
-                    connector,
-                    data,
-                })
-            })
-            .collect()
-    }
-
-    async fn write_plan(
-        tx: &mut Transaction<'static, Sqlite>,
-        plan: &merge::Plan,
-        now: i64,
-    ) -> Result<()> {
-        let seqs: Vec<i64> = if plan.versions.is_empty() {
-            Vec::new()
-        } else {
-            let n = plan.versions.len() as i64;
-            let last: i64 = sqlx::query_scalar(
-                "UPDATE change_seq SET last = last + ?1 WHERE id = 1 RETURNING last",
-            )
-            .bind(n)
-            .fetch_one(&mut **tx)
-            .await
-            .map_err(query_err("allocating change sequences"))?;
-            (last - n + 1..=last).collect()
-        };
-
-        for w in &plan.bodies {
-            // Contributions with bodies of their own are rare (only conflicting sources), so
-            // one statement per row is fine here.
-            let q = match w.data.as_deref() {
-                Some(data) => sqlx::query(
-                    "INSERT INTO record_sources \
-                       (record_type, key, connector, content_hash, data, updated_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
-                     ON CONFLICT (record_type, key, connector) DO UPDATE SET \
-                       content_hash = excluded.content_hash, data = excluded.data, \
-                       updated_at = excluded.updated_at",
-                )
-                .bind(w.record_type.as_str())
-                .bind(w.key.as_str())
-                .bind(w.connector.as_str())
-                .bind(w.content_hash.as_str())
-                .bind(data)
-                .bind(now),
-                None => sqlx::query(
-                    "DELETE FROM record_sources WHERE record_type = ?1 AND key = ?2 AND connector = ?3",
-                )
-                .bind(w.record_type.as_str())
-                .bind(w.key.as_str())
-                .bind(w.connector.as_str()),
-            };
-            q.execute(&mut **tx)
-                .await
-                .map_err(query_err("writing contribution bodies"))?;
-        }
-
-        // In key order: keys arrive in random order, and inserting them sorted lets each
-        // B-tree descent start near the previous one in the key index.
-        let mut records: Vec<&merge::RecordWrite> = plan.records.iter().collect();
-        records.sort_unstable_by(|a, b| {
-            (a.record_type.as_str(), a.key.as_str()).cmp(&(b.record_type.as_str(), b.key.as_str()))
-        });
-        for chunk in fixed_chunks(&records) {
-            let sql = values_sql(
-                "INSERT OR ROLLBACK INTO records (record_type, key, version, seq, deleted, division, content_hash, \
-                   sources, updated_at)",
-                9,
-                chunk.len(),
-                "ON CONFLICT (record_type, key) DO UPDATE SET \
-                   updated_at = CASE WHEN records.version = excluded.version THEN records.updated_at \
-                                     ELSE excluded.updated_at END, \
-                   version = excluded.version, seq = excluded.seq, deleted = excluded.deleted, \
-                   division = excluded.division, content_hash = excluded.content_hash, \
-                   sources = excluded.sources",
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for w in chunk {
-                q = q
-                    .bind(w.record_type.as_str())
-                    .bind(w.key.as_str())
-                    .bind(w.version)
-                    .bind(plan.seq_of(w, &seqs))
-                    .bind(w.deleted)
-                    .bind(w.division.as_str())
-                    .bind(w.content_hash.as_str())
-                    .bind(w.sources.as_str())
-                    .bind(now);
-            }
-            q.execute(&mut **tx)
-                .await
-                .map_err(query_err("writing current records"))?;
-        }
-
-        let versions: Vec<(&merge::VersionWrite, i64)> =
-            plan.versions.iter().zip(seqs.iter().copied()).collect();
-        for chunk in fixed_chunks(&versions) {
-            let sql = values_sql(
-                "INSERT OR ROLLBACK INTO record_versions \
-                   (seq, record_type, key, version, deleted, division, content_hash, data, changed_at, \
-                    prev_seq, source)",
-                11,
-                chunk.len(),
-                "",
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for (w, seq) in chunk {
-                q = q
-                    .bind(*seq)
-                    .bind(w.record_type.as_str())
-                    .bind(w.key.as_str())
-                    .bind(w.version)
-                    .bind(w.deleted)
-                    .bind(w.division.as_str())
-                    .bind(w.content_hash.as_str())
-                    .bind(w.data.clone())
-                    .bind(now)
-                    .bind(Some(w.prev.resolve(&seqs)).filter(|s| *s > 0))
-                    .bind(w.source.as_str());
-            }
-            q.execute(&mut **tx)
-                .await
-                .map_err(query_err("writing record versions"))?;
-        }
-        Ok(())
-    }
-}
-
-/// Rows per multi-row INSERT, largest first. Every statement text has one of these row counts,
-/// so all of them stay in the prepared-statement cache (a 2,500-parameter statement costs more
-/// to prepare than its rows cost to write); 11 columns × 256 rows stays far below SQLite's
-/// limit of 32,766 parameters.
-const ROWS_PER_INSERT: [usize; 5] = [256, 64, 16, 4, 1];
-
-/// Splits `rows` into chunks whose lengths are all in [`ROWS_PER_INSERT`].
-fn fixed_chunks<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
-    std::iter::from_fn(move || {
-        let n = ROWS_PER_INSERT.into_iter().find(|n| *n <= rows.len())?;
-        let (head, tail) = rows.split_at(n);
-        rows = tail;
-        Some(head)
-    })
-}
-
-/// `<head> VALUES (?, …), … <tail>` for `rows` rows of `cols` parameters. Only counts go into
-/// the text; every value is bound.
-fn values_sql(head: &str, cols: usize, rows: usize, tail: &str) -> String {
-    let row = format!("({})", vec!["?"; cols].join(", "));
-    format!(
-        "{head} VALUES {} {tail}",
-        vec![row.as_str(); rows].join(", ")
-    )
 }
 
 /// Serialising plain tuples of strings, numbers and booleans cannot fail.
 fn to_json<T: serde::Serialize>(rows: &T) -> String {
     serde_json::to_string(rows).unwrap_or_else(|_| "[]".into())
-}
-
-fn keys_json(keys: &[RecKey]) -> String {
-    to_json(
-        &keys
-            .iter()
-            .map(|k| (k.0.as_str(), k.1.as_str()))
-            .collect::<Vec<_>>(),
-    )
 }
 
 fn now_micros() -> i64 {
@@ -450,77 +248,18 @@ impl Store for SqliteStore {
         if batches.is_empty() {
             return Ok(ApplyOutcome::default());
         }
-        let now = now_micros();
-        // Elapsed µs at the end of each phase, for the debug log.
-        let t0 = std::time::Instant::now();
-        let mut phases = [0u64; 5];
-        // IMMEDIATE takes the write lock up front, so another process cannot make this
-        // transaction fail half-way with SQLITE_BUSY on its first write.
-        let mut tx = self
+        let mut conn = self
             .writer
-            .begin_with("BEGIN IMMEDIATE")
+            .acquire()
             .await
-            .map_err(query_err("starting the apply transaction"))?;
-        let ids = merge::unique_batch_ids(batches);
-        let new_ids: HashSet<String> = sqlx::query_scalar(
-            "INSERT INTO applied_batches (batch_id, applied_at) SELECT value, ?2 FROM json_each(?1) WHERE true \
-             ON CONFLICT DO NOTHING RETURNING batch_id",
-        )
-        .bind(to_json(&ids))
-        .bind(now)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(query_err("recording applied batch ids"))?
-        .into_iter()
-        .collect();
-        let selected = merge::select(batches, &new_ids);
-
-        let mut outcome = ApplyOutcome {
-            duplicate_batches: selected.duplicate_batches,
-            ..Default::default()
-        };
-        if !selected.events.is_empty() {
-            phases[0] = t0.elapsed().as_micros() as u64;
-            let keys = merge::distinct_keys(&selected.events);
-            let heads = Self::load_heads(&mut tx, &keys).await?;
-            phases[1] = t0.elapsed().as_micros() as u64;
-            let dirty = merge::dirty_keys(&selected.events, &heads);
-            let bodies = Self::load_bodies(&mut tx, &dirty.known).await?;
-            let plan =
-                merge::plan(&self.precedence, &selected, &dirty, heads, bodies).map_err(|e| {
-                    StoreError::Corrupt {
-                        context: "re-merging a record",
-                        reason: e.to_string(),
-                    }
-                })?;
-            phases[2] = t0.elapsed().as_micros() as u64;
-            Self::write_plan(&mut tx, &plan, now).await?;
-            phases[3] = t0.elapsed().as_micros() as u64;
-            outcome.inserted = plan.outcome.inserted;
-            outcome.updated = plan.outcome.updated;
-            outcome.unchanged = plan.outcome.unchanged;
-            outcome.deleted = plan.outcome.deleted;
-        } else {
-            outcome.unchanged = selected.skipped;
-        }
-
-        if !selected.ingested.is_empty() {
-            let rows: Vec<(&String, &i64)> = selected.ingested.iter().collect();
-            sqlx::query(
-                "INSERT INTO sync_runs (run_id, ingested, started_at) SELECT value->>0, value->>1, ?2 \
-                 FROM json_each(?1) WHERE true \
-                 ON CONFLICT (run_id) DO UPDATE SET ingested = sync_runs.ingested + excluded.ingested",
-            )
-            .bind(to_json(&rows))
-            .bind(now)
-            .execute(&mut *tx)
+            .map_err(query_err("taking the writer connection"))?;
+        let mut locked = conn
+            .lock_handle()
             .await
-            .map_err(query_err("counting ingested events per run"))?;
-        }
-        tx.commit()
-            .await
-            .map_err(query_err("committing the apply transaction"))?;
-        phases[4] = t0.elapsed().as_micros() as u64;
+            .map_err(query_err("taking the writer connection's handle"))?;
+        let applied = apply::on_handle(&mut locked, &self.precedence, batches, now_micros());
+        drop(locked);
+        let apply::Applied { outcome, phases } = applied?;
         tracing::debug!(
             begin_us = phases[0],
             heads_us = phases[1].saturating_sub(phases[0]),
@@ -1535,19 +1274,6 @@ mod tests {
         (store, dir)
     }
 
-    #[test]
-    fn fixed_chunks_cover_every_row_in_cacheable_sizes() {
-        for n in [0usize, 1, 3, 4, 255, 256, 257, 1000, 2000] {
-            let rows: Vec<usize> = (0..n).collect();
-            let chunks: Vec<&[usize]> = fixed_chunks(&rows).collect();
-            assert!(
-                chunks.iter().all(|c| ROWS_PER_INSERT.contains(&c.len())),
-                "{n}"
-            );
-            assert_eq!(chunks.concat(), rows, "{n}");
-        }
-    }
-
     /// A database written before the history chain existed: after migration 2 every version
     /// points at its predecessor and history and current bodies read as before.
     #[tokio::test]
@@ -1687,6 +1413,75 @@ mod tests {
         assert_eq!(store.kind(), "sqlite");
         store.close().await;
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    fn penalty_batch(key: &str) -> Batch {
+        let lineage = crate::record::Lineage {
+            connector: "credit-platform".into(),
+            stream: "penalties".into(),
+            sync_run: "run-ro".into(),
+            page: "1".into(),
+            index: 0,
+        };
+        let ev = crate::record::Event::new(
+            RecordType::Penalty,
+            key.into(),
+            "620822".into(),
+            crate::record::Op::Upsert,
+            Some(serde_json::json!({"decision_number": key})),
+            &lineage,
+            None,
+        );
+        Batch::new(ev.routing_key(), vec![ev])
+    }
+
+    /// The apply path runs through rusqlite, not sqlx: a database that refuses writes must
+    /// still read as "unavailable" (the writer keeps the batch and waits), leave no
+    /// transaction open on the shared connection, and take the same batch once it accepts
+    /// writes again. Both tokio flavours: the multi-threaded one applies in `block_in_place`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_refused_apply_is_unavailable_and_leaves_the_connection_usable() {
+        let (store, dir) = temp_store(Precedence::default()).await;
+        sqlx::query("PRAGMA query_only = ON")
+            .execute(&store.writer)
+            .await
+            .unwrap();
+        let batch = penalty_batch("K-1");
+        let e = store.apply(std::slice::from_ref(&batch)).await.unwrap_err();
+        assert!(e.is_unavailable(), "{e}");
+        assert!(e.to_string().contains("read"), "{e}");
+        sqlx::query("PRAGMA query_only = OFF")
+            .execute(&store.writer)
+            .await
+            .unwrap();
+        let o = store.apply(std::slice::from_ref(&batch)).await.unwrap();
+        assert_eq!((o.inserted, o.duplicate_batches), (1, 0));
+        let again = store.apply(&[batch]).await.unwrap();
+        assert_eq!((again.inserted, again.duplicate_batches), (0, 1));
+        assert!(
+            store
+                .get_record(RecordType::Penalty, "K-1")
+                .await
+                .unwrap()
+                .is_some()
+        );
+        store.close().await;
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_new_file_has_8_kib_pages_and_applies_on_a_current_thread_runtime() {
+        let (store, dir) = temp_store(Precedence::default()).await;
+        let page: i64 = sqlx::query_scalar("PRAGMA page_size")
+            .fetch_one(&store.readers)
+            .await
+            .unwrap();
+        assert_eq!(page, 8192);
+        let o = store.apply(&[penalty_batch("K-2")]).await.unwrap();
+        assert_eq!(o.inserted, 1);
+        assert_eq!(store.keys(RecordType::Penalty).await.unwrap(), ["K-2"]);
+        store.close().await;
+        std::fs::remove_dir_all(dir).ok();
     }
 
     #[tokio::test]
