@@ -405,6 +405,15 @@ pub(crate) struct CorruptContribution {
     pub reason: String,
 }
 
+impl From<CorruptContribution> for super::StoreError {
+    fn from(e: CorruptContribution) -> Self {
+        super::StoreError::Corrupt {
+            context: "re-merging a record",
+            reason: e.to_string(),
+        }
+    }
+}
+
 /// Replays the selected events over the loaded state and returns the rows to write.
 pub(crate) fn plan(
     precedence: &Precedence,

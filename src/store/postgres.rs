@@ -374,13 +374,7 @@ impl Store for PgStore {
             let heads = Self::load_heads(&mut tx, &keys).await?;
             let dirty = merge::dirty_keys(&selected.events, &heads);
             let bodies = Self::load_bodies(&mut tx, &dirty.known).await?;
-            let plan =
-                merge::plan(&self.precedence, &selected, &dirty, heads, bodies).map_err(|e| {
-                    StoreError::Corrupt {
-                        context: "re-merging a record",
-                        reason: e.to_string(),
-                    }
-                })?;
+            let plan = merge::plan(&self.precedence, &selected, &dirty, heads, bodies)?;
             Self::write_plan(&mut tx, &plan).await?;
             outcome = ApplyOutcome {
                 duplicate_batches: outcome.duplicate_batches,

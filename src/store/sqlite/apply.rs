@@ -111,12 +111,7 @@ fn apply(
         phases[1] = elapsed();
         let dirty = merge::dirty_keys(&selected.events, &heads);
         let bodies = load_bodies(&tx, &dirty.known)?;
-        let plan = merge::plan(precedence, &selected, &dirty, heads, bodies).map_err(|e| {
-            StoreError::Corrupt {
-                context: "re-merging a record",
-                reason: e.to_string(),
-            }
-        })?;
+        let plan = merge::plan(precedence, &selected, &dirty, heads, bodies)?;
         phases[2] = elapsed();
         write_plan(&tx, &plan, now)?;
         phases[3] = elapsed();
