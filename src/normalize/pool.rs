@@ -22,7 +22,7 @@ type Job = Box<dyn FnOnce() + Send>;
 pub struct Panicked;
 
 struct Pool {
-    jobs: Mutex<mpsc::Sender<Job>>,
+    jobs: mpsc::Sender<Job>,
 }
 
 fn pool() -> &'static Pool {
@@ -50,9 +50,7 @@ fn pool() -> &'static Pool {
                 tracing::warn!(error = %e, thread = i, "Could not start a normalising thread.");
             }
         }
-        Pool {
-            jobs: Mutex::new(tx),
-        }
+        Pool { jobs: tx }
     })
 }
 
@@ -68,11 +66,7 @@ where
             let _ = tx.send(out);
         }
     });
-    let sent = pool()
-        .jobs
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .send(job);
+    let sent = pool().jobs.send(job);
     if let Err(mpsc::SendError(job)) = sent {
         // No pool thread could be started: run on the blocking pool rather than not at all.
         let _ = tokio::task::spawn_blocking(job).await;

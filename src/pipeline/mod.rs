@@ -117,6 +117,8 @@ impl Runtime {
         };
         let bus: Arc<dyn Bus> = match &amqp {
             Some(a) => {
+                // Again here, not only at start: `bench --target both` builds an embedded
+                // runtime first in the same process.
                 crate::memory::purge_freed_memory_promptly();
                 Arc::new(a.clone())
             }

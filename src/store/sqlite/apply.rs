@@ -19,11 +19,11 @@ use sqlx::sqlite::LockedSqliteHandle;
 
 use super::super::merge::{self, KnownKey, LoadedBody, RecKey, RecordHead};
 use super::super::{ApplyOutcome, HeadTuple, Precedence, Result, StoreError, head_from_tuple};
-use crate::record::Batch;
+use crate::record::{Batch, RecordType};
 
 /// What one apply did, and the elapsed µs at the end of each phase (begin, heads, plan, write,
 /// commit) for the debug log.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Applied {
     pub outcome: ApplyOutcome,
     pub phases: [u64; 5],
@@ -143,15 +143,15 @@ fn apply(
 
 /// `(record_type, key)` order: the order of the records key index, so consecutive lookups and
 /// inserts descend to neighbouring pages.
-fn key_order(a: &RecKey, b: &RecKey) -> std::cmp::Ordering {
-    (a.0.as_str(), a.1.as_str()).cmp(&(b.0.as_str(), b.1.as_str()))
+fn key_order(a: (RecordType, &str), b: (RecordType, &str)) -> std::cmp::Ordering {
+    (a.0.as_str(), a.1).cmp(&(b.0.as_str(), b.1))
 }
 
 /// The heads of the stored records among `keys`.
 fn load_heads(tx: &Connection, keys: &[RecKey]) -> Result<Vec<RecordHead>> {
     const CONTEXT: &str = "reading the stored heads of incoming records";
     let mut sorted: Vec<&RecKey> = keys.iter().collect();
-    sorted.sort_unstable_by(|a, b| key_order(a, b));
+    sorted.sort_unstable_by(|a, b| key_order((a.0, &a.1), (b.0, &b.1)));
     let mut select = tx
         .prepare(
             "SELECT version, seq, deleted, division, content_hash, sources FROM records \
@@ -271,9 +271,7 @@ fn write_plan(tx: &Connection, plan: &merge::Plan, now: i64) -> Result<()> {
     // In key order: keys arrive in random order, and inserting them sorted lets each B-tree
     // descent start near the previous one in the key index.
     let mut records: Vec<&merge::RecordWrite> = plan.records.iter().collect();
-    records.sort_unstable_by(|a, b| {
-        (a.record_type.as_str(), a.key.as_str()).cmp(&(b.record_type.as_str(), b.key.as_str()))
-    });
+    records.sort_unstable_by(|a, b| key_order((a.record_type, &a.key), (b.record_type, &b.key)));
     {
         const CONTEXT: &str = "writing current records";
         let mut upsert = tx

@@ -134,8 +134,8 @@ impl SqliteStore {
         // its own thread (see `checkpoint_loop`), so the writer does not spend a quarter of its
         // time on it. Under continuous writes those PASSIVE checkpoints never catch up with the
         // very last commit, though, and only a checkpoint that copied everything lets the WAL
-        // start over. So the writer still checkpoints at 16,384 pages of WAL (128 MB): by then nearly all of it
-        // has been copied, the rest is quick, and the WAL file stays small.
+        // start over. So the writer still checkpoints at 16,384 pages of WAL (128 MB): by then
+        // nearly all of it has been copied, the rest is quick, and the WAL file stays bounded.
         let pool = |max: u32, min: u32, acquire_secs: u64, options: SqliteConnectOptions| {
             let shown = shown.clone();
             async move {
