@@ -5,10 +5,13 @@
 //! that converts units, dates, code-table flavours, parallel arrays and the like. Pure: upstream
 //! record in, national record or errors out.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, TimeZone};
-use serde::Deserialize;
+use chrono::format::{Item, Parsed, StrftimeItems};
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, TimeZone};
+use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
 use crate::record::FieldError;
@@ -54,10 +57,11 @@ pub struct FieldRule {
     pub aliases: BTreeMap<String, String>,
     /// Money: the upstream unit; the national record holds 元 with two decimals.
     pub amount: Option<AmountUnit>,
-    /// Date in this chrono format (`%Y/%m/%d`) → `YYYY-MM-DD`.
-    pub date: Option<String>,
+    /// Date in this chrono format (`%Y/%m/%d`) → `YYYY-MM-DD`. A format chrono cannot read
+    /// fails the connector file's load.
+    pub date: Option<DateFormat>,
     /// Local (Beijing) date-time in this chrono format → RFC 3339 with `+08:00`.
-    pub datetime: Option<String>,
+    pub datetime: Option<DateFormat>,
     /// Epoch milliseconds → RFC 3339 with `+08:00`.
     #[serde(default)]
     pub epoch_ms: bool,
@@ -71,6 +75,77 @@ pub struct FieldRule {
     pub default: Option<Value>,
     /// Apply this entry only when another upstream field meets a condition.
     pub when: Option<When>,
+}
+
+/// A chrono format string, read into chrono's items once, when the connector file loads: reading
+/// the format again for every value was most of the cost of converting a date. A format chrono
+/// cannot read fails the load, naming the format.
+#[derive(Debug, Clone)]
+pub struct DateFormat {
+    text: String,
+    items: Arc<[Item<'static>]>,
+}
+
+impl DateFormat {
+    pub fn new(text: &str) -> Result<DateFormat, String> {
+        let items = StrftimeItems::new(text)
+            .parse_to_owned()
+            .map_err(|_| format!("`{text}` is not a chrono date format"))?;
+        Ok(DateFormat {
+            text: text.to_owned(),
+            items: items.into(),
+        })
+    }
+
+    /// The format as written in the connector file.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// What the value was read into; `None` when it does not match the format.
+    fn read(&self, text: &str) -> Option<Parsed> {
+        let mut parsed = Parsed::new();
+        chrono::format::parse(&mut parsed, text, self.items.iter()).ok()?;
+        Some(parsed)
+    }
+
+    /// A date, or the date of a date-time (some upstreams send a time with every date).
+    fn date(&self, text: &str) -> Option<NaiveDate> {
+        let parsed = self.read(text)?;
+        parsed.to_naive_date().ok().or_else(|| {
+            parsed
+                .to_naive_datetime_with_offset(0)
+                .ok()
+                .map(|dt| dt.date())
+        })
+    }
+
+    fn datetime(&self, text: &str) -> Option<NaiveDateTime> {
+        self.read(text)?.to_naive_datetime_with_offset(0).ok()
+    }
+}
+
+impl std::fmt::Display for DateFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl<'de> Deserialize<'de> for DateFormat {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        DateFormat::new(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// `YYYY-MM-DD`, as the national schema writes dates.
+fn iso_date(d: NaiveDate) -> String {
+    let (y, m, day) = (d.year(), d.month(), d.day());
+    if (0..=9999).contains(&y) {
+        format!("{y:04}-{m:02}-{day:02}")
+    } else {
+        d.format("%Y-%m-%d").to_string()
+    }
 }
 
 /// A condition on an upstream field.
@@ -260,9 +335,13 @@ fn insert_path(out: &mut Map<String, Value>, path: &[String], v: Value) {
             out.insert(last.clone(), v);
         }
         [head, rest @ ..] => {
-            let child = out
-                .entry(head.clone())
-                .or_insert_with(|| Value::Object(Map::new()));
+            // Most inserts find their parent object already there: look before cloning the key.
+            let child = match out.get_mut(head.as_str()) {
+                Some(child) => child,
+                None => out
+                    .entry(head.clone())
+                    .or_insert_with(|| Value::Object(Map::new())),
+            };
             if !child.is_object() {
                 *child = Value::Object(Map::new());
             }
@@ -275,19 +354,41 @@ fn insert_path(out: &mut Map<String, Value>, path: &[String], v: Value) {
 
 /// Reads a dot path; `None` for missing, null or empty-string values.
 pub fn lookup<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
-    let mut cur = v;
-    for seg in path.split('.') {
-        cur = match cur {
-            Value::Object(m) => m.get(seg)?,
-            Value::Array(a) => a.get(seg.parse::<usize>().ok()?)?,
-            _ => return None,
-        };
-    }
+    let cur = match (v, path.contains('.')) {
+        // Upstream fields are mostly top-level: no path walk for them.
+        (Value::Object(m), false) => m.get(path)?,
+        _ => {
+            let mut cur = v;
+            for seg in path.split('.') {
+                cur = match cur {
+                    Value::Object(m) => m.get(seg)?,
+                    Value::Array(a) => a.get(seg.parse::<usize>().ok()?)?,
+                    _ => return None,
+                };
+            }
+            cur
+        }
+    };
     match cur {
         Value::Null => None,
-        Value::String(s) if s.trim().is_empty() => None,
+        Value::String(s) if trimmed(s).is_empty() => None,
         other => Some(other),
     }
+}
+
+/// `s` without surrounding whitespace. Most values have none: two byte tests say so before
+/// `trim` decodes characters from both ends.
+fn trimmed(s: &str) -> &str {
+    match (s.as_bytes().first(), s.as_bytes().last()) {
+        (Some(a), Some(b)) if plain(*a) && plain(*b) => s,
+        _ => s.trim(),
+    }
+}
+
+/// A printable ASCII byte other than space: no whitespace character starts or ends with it
+/// (UTF-8 lead and continuation bytes are not plain, so those take `trim`).
+fn plain(b: u8) -> bool {
+    (0x21..0x7f).contains(&b)
 }
 
 fn pointer(path: &str) -> String {
@@ -305,7 +406,7 @@ fn err(code: &str, path: &str, message: String) -> FieldError {
 
 fn text_of(v: &Value) -> String {
     match v {
-        Value::String(s) => s.trim().to_owned(),
+        Value::String(s) => trimmed(s).to_owned(),
         other => other.to_string(),
     }
 }
@@ -314,7 +415,7 @@ fn eval(spec: &FieldSpec, up: &Value, codes: &CodeTables) -> Result<Option<Value
     let rule = match spec {
         FieldSpec::Path(p) => {
             return Ok(lookup(up, p).map(|v| match v {
-                Value::String(s) => Value::String(s.trim().to_owned()),
+                Value::String(s) => Value::String(trimmed(s).to_owned()),
                 other => other.clone(),
             }));
         }
@@ -325,11 +426,13 @@ fn eval(spec: &FieldSpec, up: &Value, codes: &CodeTables) -> Result<Option<Value
     {
         return Ok(None);
     }
-    let source_name = rule
-        .from
-        .clone()
-        .or_else(|| rule.from_all.as_ref().map(|f| f.join("+")))
-        .unwrap_or_default();
+    // Named in error messages only: borrowed, so a record that maps cleanly allocates nothing.
+    let source_name: Cow<'_, str> = match (&rule.from, &rule.from_all) {
+        (Some(f), _) => Cow::Borrowed(f.as_str()),
+        (None, Some(all)) => Cow::Owned(all.join("+")),
+        (None, None) => Cow::Borrowed(""),
+    };
+    let source_name = source_name.as_ref();
 
     let raw: Option<Value> = if let Some(v) = &rule.value {
         Some(v.clone())
@@ -360,7 +463,7 @@ fn eval(spec: &FieldSpec, up: &Value, codes: &CodeTables) -> Result<Option<Value
         return if rule.required {
             Err(err(
                 "MAP_MISSING_FIELD",
-                &source_name,
+                source_name,
                 format!("required upstream field `{source_name}` is missing or empty"),
             ))
         } else {
@@ -372,7 +475,7 @@ fn eval(spec: &FieldSpec, up: &Value, codes: &CodeTables) -> Result<Option<Value
         let Value::Array(items) = raw else {
             return Err(err(
                 "MAP_BAD_VALUE",
-                &source_name,
+                source_name,
                 format!("`{source_name}` should be an array"),
             ));
         };
@@ -401,11 +504,11 @@ fn eval(spec: &FieldSpec, up: &Value, codes: &CodeTables) -> Result<Option<Value
         Some(vs) => {
             let mut out = Vec::with_capacity(vs.len());
             for v in vs {
-                out.push(convert(rule, v, &source_name, codes)?);
+                out.push(convert(rule, v, source_name, codes)?);
             }
             Ok(Some(Value::Array(out)))
         }
-        None => convert(rule, raw, &source_name, codes).map(Some),
+        None => convert(rule, raw, source_name, codes).map(Some),
     }
 }
 
@@ -493,8 +596,9 @@ fn convert(rule: &FieldRule, v: Value, src: &str, codes: &CodeTables) -> Result<
     }
     if let Some(fmt) = &rule.date {
         let text = text_of(&v);
-        return parse_date(&text, fmt)
-            .map(|d| Value::String(d.format("%Y-%m-%d").to_string()))
+        return fmt
+            .date(&text)
+            .map(|d| Value::String(iso_date(d)))
             .ok_or_else(|| {
                 err(
                     "MAP_BAD_DATE",
@@ -505,8 +609,8 @@ fn convert(rule: &FieldRule, v: Value, src: &str, codes: &CodeTables) -> Result<
     }
     if let Some(fmt) = &rule.datetime {
         let text = text_of(&v);
-        return NaiveDateTime::parse_from_str(&text, fmt)
-            .ok()
+        return fmt
+            .datetime(&text)
             .and_then(|dt| beijing().from_local_datetime(&dt).single())
             .map(|dt| Value::String(dt.to_rfc3339()))
             .ok_or_else(|| {
@@ -639,14 +743,6 @@ fn transform(t: Transform, v: Value, src: &str) -> Result<Value, FieldError> {
     })
 }
 
-fn parse_date(text: &str, fmt: &str) -> Option<NaiveDate> {
-    NaiveDate::parse_from_str(text, fmt).ok().or_else(|| {
-        NaiveDateTime::parse_from_str(text, fmt)
-            .ok()
-            .map(|dt| dt.date())
-    })
-}
-
 /// Converts a decimal amount to 元 with exactly two decimals, without floating point.
 /// `None` when the text is not a plain non-negative decimal or is finer than a fen.
 pub fn to_yuan(text: &str, unit: AmountUnit) -> Option<String> {
@@ -708,6 +804,10 @@ mod tests {
         assert_eq!(to_yuan("abc", AmountUnit::Yuan), None);
     }
 
+    fn parse_date(text: &str, fmt: &str) -> Option<NaiveDate> {
+        DateFormat::new(fmt).expect("a chrono format").date(text)
+    }
+
     #[test]
     fn dates_reject_impossible_days() {
         assert_eq!(
@@ -719,6 +819,51 @@ mod tests {
             parse_date("2025-03-01 10:00:00", "%Y-%m-%d %H:%M:%S"),
             NaiveDate::from_ymd_opt(2025, 3, 1)
         );
+        assert_eq!(
+            parse_date("20250301", "%Y%m%d"),
+            NaiveDate::from_ymd_opt(2025, 3, 1)
+        );
+        assert_eq!(parse_date("2025/03/01 trailing", "%Y/%m/%d"), None);
+        assert_eq!(
+            DateFormat::new("%Y-%m-%d %H:%M:%S")
+                .expect("a chrono format")
+                .datetime("2025-03-01 10:05:00"),
+            NaiveDate::from_ymd_opt(2025, 3, 1).and_then(|d| d.and_hms_opt(10, 5, 0))
+        );
+        assert_eq!(
+            iso_date(NaiveDate::from_ymd_opt(7, 1, 2).expect("a date")),
+            "0007-01-02"
+        );
+    }
+
+    #[test]
+    fn a_format_chrono_cannot_read_fails_the_load() {
+        let e = DateFormat::new("%Y-%Q").expect_err("%Q is no chrono specifier");
+        assert!(e.contains("%Y-%Q"), "{e}");
+        let rule: Result<FieldRule, _> =
+            serde_json::from_value(serde_json::json!({"from": "D", "date": "%Y-%Q"}));
+        assert!(
+            rule.expect_err("the load fails")
+                .to_string()
+                .contains("%Y-%Q")
+        );
+    }
+
+    #[test]
+    fn trimming_keeps_inner_text_and_drops_outer_whitespace() {
+        for (input, want) in [
+            ("abc", "abc"),
+            (" abc", "abc"),
+            ("abc\t", "abc"),
+            ("灵台县", "灵台县"),
+            ("\u{3000}灵台\u{3000}", "灵台"),
+            ("a b", "a b"),
+            ("", ""),
+            ("  ", ""),
+        ] {
+            assert_eq!(trimmed(input), want, "{input:?}");
+            assert_eq!(trimmed(input), input.trim(), "{input:?}");
+        }
     }
 
     #[test]

@@ -73,8 +73,8 @@ impl Reverser {
                         split: rule.split.clone(),
                         code_table: rule.code_table.clone().map(|t| (t, rule.by)),
                         amount: rule.amount,
-                        date: rule.date.clone(),
-                        datetime: rule.datetime.clone(),
+                        date: rule.date.as_ref().map(|f| f.as_str().to_owned()),
+                        datetime: rule.datetime.as_ref().map(|f| f.as_str().to_owned()),
                         epoch_ms: rule.epoch_ms,
                         aliases: rule
                             .aliases
