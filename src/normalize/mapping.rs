@@ -18,11 +18,36 @@ use crate::record::FieldError;
 use crate::schema::CodeTables;
 
 /// One mapping entry's source: a field path, or a full rule.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone)]
 pub enum FieldSpec {
     Path(String),
     Rule(Box<FieldRule>),
+}
+
+/// A string is a path, a table a rule. Written out rather than `untagged`, so a rule's own
+/// error (an unknown key, a date format chrono cannot read) reaches the operator instead of
+/// "did not match any variant".
+impl<'de> Deserialize<'de> for FieldSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct SpecVisitor;
+        impl<'de> serde::de::Visitor<'de> for SpecVisitor {
+            type Value = FieldSpec;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an upstream field path or a rule table")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<FieldSpec, E> {
+                Ok(FieldSpec::Path(v.to_owned()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<FieldSpec, A::Error> {
+                FieldRule::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(|r| FieldSpec::Rule(Box::new(r)))
+            }
+        }
+        d.deserialize_any(SpecVisitor)
+    }
 }
 
 /// A conversion rule. Exactly one of `from`, `from_all`, `value`, `template`, `zip` supplies the
