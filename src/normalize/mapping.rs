@@ -875,6 +875,23 @@ mod tests {
     }
 
     #[test]
+    fn a_rules_own_load_error_reaches_the_operator() {
+        let spec: Result<FieldSpec, _> =
+            serde_json::from_value(serde_json::json!({"from": "D", "date": "%Y-%Q"}));
+        let e = spec.expect_err("the load fails").to_string();
+        assert!(e.contains("%Y-%Q") && !e.contains("untagged"), "{e}");
+        let spec: Result<FieldSpec, _> =
+            serde_json::from_value(serde_json::json!({"from": "D", "dat": "%Y"}));
+        assert!(
+            spec.expect_err("the load fails")
+                .to_string()
+                .contains("dat")
+        );
+        let spec: FieldSpec = serde_json::from_value(serde_json::json!("CF_WSH")).expect("a path");
+        assert!(matches!(spec, FieldSpec::Path(p) if p == "CF_WSH"));
+    }
+
+    #[test]
     fn trimming_keeps_inner_text_and_drops_outer_whitespace() {
         for (input, want) in [
             ("abc", "abc"),
